@@ -1,0 +1,170 @@
+"""Command line: a thin shell over ``main(command, **kwargs)``, so the two never drift apart.
+
+    python -m autograder grade PATH --out DIR      grade one student (folder, notebook or zip)
+    python -m autograder batch DIR --out DIR       grade every student folder/zip in DIR
+    python -m autograder validate PATH             what the grader will run, and whether it runs
+    python -m autograder release                   generate release/cnn2d from source/cnn2d
+    python -m autograder demo                      grade the example submissions, print a table
+
+Exit status: 0 graded (whatever the score), 2 bad usage, 3 could not grade.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_GRADED, EXIT_USAGE, EXIT_CANNOT_GRADE = 0, 2, 3
+
+LIMIT_HELP = """limits (each call into student code, each submission, the sandbox process):
+  defaults: --call-timeout 20 s, --submission-timeout 600 s, --memory-mb 4096 (address space),
+  CPU time 900 s, 512 processes/threads, 64 MiB per file written, 64 KiB of printed output kept.
+  As root the sandbox also runs as its own unprivileged uid in a new network and mount namespace
+  (no network; the checks, data and results are masked); --no-isolation turns that off."""
+
+
+def _limits(call_timeout=None, submission_timeout=None, memory_mb=None, isolate=True, **_):
+    from autograder.sandbox import Limits
+
+    limits = Limits(isolate=isolate)
+    if call_timeout:
+        limits.call_timeout = float(call_timeout)
+    if submission_timeout:
+        limits.submission_timeout = float(submission_timeout)
+    if memory_mb:
+        limits.memory_bytes = int(memory_mb) << 20
+    return limits
+
+
+def grade(path: str, out: str, student: str | None = None, quiet: bool = False, **kw) -> int:
+    from autograder.harness import Grader
+    from autograder.submission import CannotGrade
+
+    try:
+        result = Grader(limits=_limits(**kw)).grade(Path(path), Path(out), student=student)
+    except CannotGrade as e:
+        print(f"could not grade {path}: {e}", file=sys.stderr)
+        return EXIT_CANNOT_GRADE
+    if not quiet:
+        print_table([result])
+        print(f"wrote {Path(out) / 'results.json'}, feedback.md, feedback.html (run {result.run_id})")
+    return EXIT_GRADED
+
+
+def batch(folder: str, out: str, quiet: bool = False, shard: str = "0/1", **kw) -> int:
+    from autograder.harness import grade_batch
+
+    k, n = (int(x) for x in shard.split("/"))
+    results, failures = grade_batch(Path(folder), Path(out), _limits(**kw), progress=not quiet, shard=(k, n))
+    if not quiet:
+        print_table(results)
+        for name, why in failures.items():
+            print(f"could not grade {name}: {why}")
+        print(f"wrote {Path(out) / 'grades.csv'} and one folder per student")
+    return EXIT_GRADED if results or not failures else EXIT_CANNOT_GRADE
+
+
+def validate(path: str, **kw) -> int:
+    from autograder.harness import validate_submission
+
+    return validate_submission(Path(path), _limits(**kw))
+
+
+def release(**_) -> int:
+    from autograder.release import main as release_main
+
+    return release_main() or 0
+
+
+def demo(out: str = "build/examples", **kw) -> int:
+    """The README's main job: build the example submissions from source/ and grade them."""
+    from autograder.solutions import build_examples
+    from autograder.harness import Grader
+
+    grader = Grader(limits=_limits(**kw))
+    results = []
+    for name, path in build_examples(Path(out)).items():
+        print(f"grading {name} ...", flush=True)
+        results.append(grader.grade(path, Path(out) / "results" / name, student=name))
+    print_table(results)
+    print(f"feedback for each example: {Path(out) / 'results'}/<example>/feedback.html")
+    return EXIT_GRADED
+
+
+def print_table(results) -> None:
+    if not results:
+        return
+    problems = sorted({p for r in results for p in r.by_problem()})
+    width = max(12, *(len(r.student) for r in results))
+    head = f"{'submission':<{width}} " + " ".join(f"{'P' + str(p):>6}" for p in problems) + "   total   time"
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        cells = []
+        for p in problems:
+            score, possible, pending = r.by_problem().get(p, (0, 0, False))
+            cells.append(f"{'hand':>6}" if pending else f"{score:>6.4g}")
+        print(f"{r.student:<{width}} " + " ".join(cells) + f"  {r.total:>4.4g}/{r.possible:g} {r.execution_time:>5.1f}s")
+    first = results[0]
+    print(f"{'(out of)':<{width}} " + " ".join(f"{first.by_problem()[p][1]:>6g}" for p in problems))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def limits(p):
+        p.add_argument("--call-timeout", type=float, metavar="S", help="seconds for one call into student code")
+        p.add_argument("--submission-timeout", type=float, metavar="S", help="seconds for a whole submission")
+        p.add_argument("--memory-mb", type=int, metavar="MB", help="address-space limit of the sandbox")
+        p.add_argument("--no-isolation", dest="isolate", action="store_false",
+                       help="no namespaces, masks or uid change (not for untrusted code)")
+
+    p = sub.add_parser("grade", help="grade one submission", epilog=LIMIT_HELP + """
+
+writes DIR/results.json (Gradescope format: score, execution_time, output, tests[] with name, score,
+max_score, status, output, visibility; extra_data.run_id is this run's nonce), DIR/feedback.md and
+DIR/feedback.html for the student. Problems 9 and 11 are listed as pending, with their max_score.""",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", help="a folder with the cnn2d notebooks, one notebook, or a .zip of them")
+    p.add_argument("--out", required=True, metavar="DIR", help="where results.json and the feedback go")
+    p.add_argument("--student", help="the name shown in the report (default: the folder's name)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    limits(p)
+
+    p = sub.add_parser("batch", help="grade every submission in a folder", epilog=LIMIT_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", help="one sub-folder (or .zip) per student, named by the student")
+    p.add_argument("--out", required=True, metavar="DIR", help="DIR/<student>/results.json and DIR/grades.csv")
+    p.add_argument("--shard", default="0/1", metavar="K/N", help="grade every N-th submission from the K-th "
+                   "(0-based), to spread a large class over N machines")
+    p.add_argument("-q", "--quiet", action="store_true")
+    limits(p)
+
+    p = sub.add_parser("validate", help="for students: which cells the grader runs, and do they run?")
+    p.add_argument("path", help="your notebook folder or one notebook")
+    limits(p)
+
+    sub.add_parser("release", help="generate release/cnn2d from source/cnn2d with nbgrader")
+
+    p = sub.add_parser("demo", help="grade the example submissions (full solution, untouched release, buggy)")
+    p.add_argument("--out", default="build/examples", metavar="DIR")
+    limits(p)
+    return parser
+
+
+COMMANDS = {"grade": grade, "batch": batch, "validate": validate, "release": release, "demo": demo}
+
+
+def main(command: str, **kwargs) -> int:
+    return COMMANDS[command](**kwargs)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    return main(args.pop("command"), **args)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,60 @@
+"""The hidden test cells of ``source/`` call ``run_checks``: the harness's checks, run inside
+nbgrader's kernel against the kernel's own namespace, so ``nbgrader autograde`` gives the same
+autograded points as ``python -m autograder grade``.
+
+    ### BEGIN HIDDEN TESTS
+    from autograder.nbgrader_bridge import run_checks
+    run_checks(1, "01_scratch_cnn", globals())
+    ### END HIDDEN TESTS
+
+The value of the call is the points earned; nbgrader takes a number in a test cell's output as
+partial credit. Nothing may be written to stderr here (nbgrader scores a cell with stderr output 0).
+Here the student's code runs in the same process as the checks, which is nbgrader's model; the
+CLI grader is the one that keeps them apart.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class Points(float):
+    """The points earned, displayed with the per-check report underneath (nbgrader reads the number)."""
+
+    report: str = ""
+
+    def __repr__(self) -> str:
+        return f"{float(self):g}"
+
+
+def run_checks(problem: int, notebook: str, namespace: dict, verbose: bool = True) -> Points:
+    from autograder.harness import CHECKS_DIR, run_checks as harness_run_checks
+    from autograder.sandbox import LocalNamespace
+
+    modules = sorted(p.name for p in CHECKS_DIR.glob(f"check_p{problem:02d}_*.py")
+                     if _notebook_of(p) == notebook)
+    if not modules:
+        raise ValueError(f"no checks for Problem {problem} in {notebook}")
+    local = LocalNamespace(namespace)
+    with contextlib.redirect_stderr(io.StringIO()):
+        results, _ = harness_run_checks(lambda nb: local, modules, capture="sys")
+    earned = sum(r.score for r in results)
+    possible = sum(r.max_score for r in results)
+    if verbose:
+        for r in results:
+            mark = {"passed": "PASS", "partial": "PART"}.get(r.status, "FAIL")
+            print(f"[{mark}] {r.name} ({r.score:g}/{r.max_score:g})")
+            if r.status != "passed" and r.output:
+                print("       " + r.output.replace("\n", "\n       ")[:1500])
+        print(f"Problem {problem}: {earned:g} / {possible:g} points")
+    return Points(round(earned, 4))
+
+
+def _notebook_of(path) -> str | None:
+    for line in path.read_text().splitlines():
+        if line.startswith("NOTEBOOK ="):
+            return line.split("=", 1)[1].strip().strip("\"'")
+    return None

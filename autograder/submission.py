@@ -1,0 +1,310 @@
+"""What the grader knows about the assignment (the release: trusted) and about one student's hand-in
+(a folder, a single notebook or a zip: untrusted), and how the second is read against the first.
+
+The release decides what each cell is. A submitted cell is matched to the release by its nbgrader
+``grade_id``; what the student may change (answer cells, manual answers) is taken from the
+submission, what they may not (setup, test and locked cells) is compared with nbgrader's own
+checksum and, for setup cells, always taken from the release.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbgrader.utils import compute_checksum
+
+from autograder.sandbox import Cell
+
+MAX_NOTEBOOK_BYTES = 50 << 20
+MAX_ZIP_BYTES = 200 << 20
+MAX_ZIP_ENTRIES = 2000
+MANUAL_PLACEHOLDER = "YOUR ANSWER HERE"
+
+logging.getLogger("nbformat").setLevel(logging.CRITICAL)  # hostile notebooks: we report, it need not log
+
+
+class CannotGrade(Exception):
+    """The submission cannot be graded at all (no such path, an unreadable zip)."""
+
+
+# ----------------------------------------------------------------------------- the assignment
+@dataclass
+class CellSpec:
+    grade_id: str
+    kind: str            # setup | answer | test | manual | locked
+    cell_type: str
+    source: str
+    checksum: str | None
+    points: float = 0.0
+
+    @property
+    def problem(self) -> int | None:
+        m = re.match(r"p(\d+)_", self.grade_id)
+        return int(m.group(1)) if m else None
+
+
+@dataclass
+class NotebookSpec:
+    name: str
+    cells: list[CellSpec]
+
+    def by_id(self) -> dict[str, CellSpec]:
+        return {c.grade_id: c for c in self.cells}
+
+
+def _kind(meta: dict, cell_type: str, grade_id: str) -> str:
+    if meta.get("solution") and meta.get("grade"):
+        return "manual" if cell_type == "markdown" else "answer"
+    if meta.get("solution"):
+        return "answer"
+    if meta.get("grade"):
+        return "test"
+    if cell_type == "code" and grade_id.startswith("setup"):
+        return "setup"
+    return "locked"
+
+
+@dataclass
+class Assignment:
+    """The release notebooks of one assignment, read once per harness process."""
+
+    directory: Path
+    notebooks: dict[str, NotebookSpec]
+    support_files: list[Path]
+
+    @classmethod
+    def from_release(cls, directory: Path) -> "Assignment":
+        directory = Path(directory)
+        notebooks = {}
+        for path in sorted(directory.glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            cells = []
+            for cell in nb.cells:
+                meta = cell.metadata.get("nbgrader", {})
+                if "grade_id" not in meta:
+                    continue
+                gid = meta["grade_id"]
+                cells.append(CellSpec(gid, _kind(meta, cell.cell_type, gid), cell.cell_type, cell.source,
+                                      meta.get("checksum"), float(meta.get("points", 0) or 0)))
+            notebooks[path.stem] = NotebookSpec(path.stem, cells)
+        if not notebooks:
+            raise CannotGrade(f"no release notebooks in {directory}: run `python3 tasks.py release` first")
+        support = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == ".py")
+        return cls(directory, notebooks, support)
+
+    def manual_cells(self) -> list[tuple[str, CellSpec]]:
+        return [(nb.name, c) for nb in self.notebooks.values() for c in nb.cells if c.kind == "manual"]
+
+    def test_cells(self) -> list[tuple[str, CellSpec]]:
+        return [(nb.name, c) for nb in self.notebooks.values() for c in nb.cells if c.kind == "test"]
+
+
+# ----------------------------------------------------------------------------- a submission
+@dataclass
+class Finding:
+    """Something about the hand-in the instructor (and the student) should know."""
+
+    notebook: str
+    cell: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.notebook}" + (f", cell '{self.cell}'" if self.cell else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class NotebookProgram:
+    """What the sandbox runs for one notebook, or why it cannot run it."""
+
+    name: str
+    cells: list[Cell] = field(default_factory=list)
+    problem: str | None = None   # set when the notebook is missing or unreadable: student-facing
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclass
+class Submission:
+    student: str
+    path: Path
+    programs: dict[str, NotebookProgram]
+    manual_answers: dict[str, str]
+    findings: list[Finding]
+
+    @classmethod
+    def load(cls, path: Path, assignment: Assignment, student: str | None = None) -> "Submission":
+        path = Path(path)
+        if not path.exists():
+            raise CannotGrade(f"{path} does not exist")
+        findings: list[Finding] = []
+        tmp = None
+        try:
+            if path.is_file() and path.suffix.lower() == ".zip":
+                tmp = Path(tempfile.mkdtemp(prefix="cnn2d-zip-"))
+                _safe_unzip(path, tmp)
+                files = _find_notebooks(tmp, assignment, findings)
+            elif path.is_file():
+                files = {path.stem: path} if path.stem in assignment.notebooks else {}
+                if not files:
+                    findings.append(Finding(path.name, None, "this file is not one of the assignment's notebooks ("
+                                            + ", ".join(f"{n}.ipynb" for n in assignment.notebooks) + ")"))
+            else:
+                files = _find_notebooks(path, assignment, findings)
+            programs, manual = {}, {}
+            for name, spec in assignment.notebooks.items():
+                if name not in files:
+                    programs[name] = NotebookProgram(name, problem=f"{name}.ipynb is missing from the submission")
+                    continue
+                programs[name] = _program(files[name], spec, findings, manual)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return cls(student or path.stem, path, programs, manual, findings)
+
+
+def _safe_unzip(archive: Path, dest: Path) -> None:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_ZIP_ENTRIES or sum(i.file_size for i in infos) > MAX_ZIP_BYTES:
+                raise CannotGrade(f"{archive.name} is too large to unpack (over {MAX_ZIP_ENTRIES} files "
+                                  f"or {MAX_ZIP_BYTES >> 20} MiB)")
+            for info in infos:
+                name = Path(info.filename)
+                if info.is_dir() or not info.filename.endswith(".ipynb"):
+                    continue  # only notebooks matter; nothing else is unpacked (no symlinks, no scripts)
+                if name.is_absolute() or ".." in name.parts:
+                    continue
+                target = dest / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, length=1 << 20)
+    except zipfile.BadZipFile as e:
+        raise CannotGrade(f"{archive.name} is not a readable zip file ({e})") from None
+
+
+def _find_notebooks(folder: Path, assignment: Assignment, findings: list[Finding]) -> dict[str, Path]:
+    found: dict[str, list[Path]] = {}
+    for p in folder.rglob("*.ipynb"):
+        rel = p.relative_to(folder)
+        if len(rel.parts) > 5 or any(part in (".ipynb_checkpoints", "__MACOSX") for part in rel.parts):
+            continue
+        if p.is_symlink() or not p.is_file():
+            continue
+        stem = p.stem
+        if stem not in assignment.notebooks:
+            # Downloads get renamed: "01_scratch_cnn (1).ipynb", "01_scratch_cnn-Copy1.ipynb".
+            matches = [n for n in assignment.notebooks if stem.startswith(n)]
+            if len(matches) != 1:
+                continue
+            stem = matches[0]
+        found.setdefault(stem, []).append(p)
+    files = {}
+    for stem, paths in found.items():
+        paths.sort(key=lambda p: (p.stem != stem, len(p.relative_to(folder).parts), str(p)))
+        files[stem] = paths[0]
+        if len(paths) > 1 or paths[0].stem != stem:
+            findings.append(Finding(stem, None, f"graded {paths[0].relative_to(folder)}"
+                                    + (f" (of {len(paths)} candidates)" if len(paths) > 1 else "")))
+    return files
+
+
+def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str | None, list[str]]:
+    """Read a notebook leniently. Returns (notebook, problem, notes): problem is set when it cannot be read."""
+    notes = []
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        return None, f"{path.name} could not be read ({e.strerror})", notes
+    if len(raw) > MAX_NOTEBOOK_BYTES:
+        return None, f"{path.name} is {len(raw) >> 20} MiB, over the limit of {MAX_NOTEBOOK_BYTES >> 20} MiB " \
+                     "(clear the outputs: Edit > Clear Outputs of All Cells, then save)", notes
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="replace")
+        notes.append("the file is not valid UTF-8; undecodable bytes were replaced")
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as e:  # NotJSONError, unknown nbformat versions, anything malformed
+        detail = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        return None, (f"{path.name} is not a readable notebook ({detail}). It may be damaged or "
+                      "truncated: download it again from JupyterLab (File > Download) and resubmit"), notes
+    if not isinstance(nb.get("cells"), list):
+        return None, f"{path.name} has no cells", notes
+    return nb, None, notes
+
+
+def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: dict[str, str]) -> NotebookProgram:
+    nb, problem, notes = read_notebook(path)
+    for note in notes:
+        findings.append(Finding(spec.name, None, note))
+    if nb is None:
+        return NotebookProgram(spec.name, problem=problem)
+    specs = spec.by_id()
+    seen: dict[str, int] = {}
+    cells: list[Cell] = []
+    added = 0
+    for cell in nb.cells:
+        if not isinstance(cell, dict):
+            continue
+        meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell.get("metadata"), dict) else {}
+        gid = meta.get("grade_id") if isinstance(meta, dict) else None
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        if not isinstance(gid, str) or gid not in specs:
+            added += cell.get("cell_type") == "code" and bool(source.strip())
+            continue
+        want = specs[gid]
+        seen[gid] = seen.get(gid, 0) + 1
+        if want.kind == "answer":
+            if cell.get("cell_type") != "code":
+                findings.append(Finding(spec.name, gid, "the answer cell was turned into a non-code cell; it is not run"))
+                continue
+            cells.append(Cell(gid if seen[gid] == 1 else f"{gid}#{seen[gid]}", source))
+        elif want.kind == "manual":
+            text = source.strip()
+            manual[gid] = "" if text == MANUAL_PLACEHOLDER else text
+        else:
+            if _checksum(cell) != want.checksum:
+                what = {"setup": "the release version was run instead",
+                        "test": "the grader never runs notebook test cells: it has its own checks"}.get(
+                    want.kind, "the change is ignored")
+                findings.append(Finding(spec.name, gid, f"this locked {want.kind} cell was modified; {what}"))
+            if want.kind == "setup" and seen[gid] == 1:
+                cells.append(Cell(gid, want.source))
+    for gid, count in seen.items():
+        if count > 1:
+            findings.append(Finding(spec.name, gid, f"the cell appears {count} times"
+                                    + ("; every copy was run, in order" if specs[gid].kind == "answer" else "")))
+    for want in spec.cells:
+        if want.grade_id in seen:
+            continue
+        if want.kind == "setup":
+            cells.insert(0, Cell(want.grade_id, want.source))
+            findings.append(Finding(spec.name, want.grade_id, "the setup cell was deleted; the release version was run"))
+        elif want.kind in ("answer", "manual"):
+            findings.append(Finding(spec.name, want.grade_id, "the answer cell is missing (deleted, or its "
+                                    "nbgrader metadata was changed): it counts as unanswered"))
+        elif want.kind == "test":
+            findings.append(Finding(spec.name, want.grade_id, "the test cell was deleted (the grader's own checks ran)"))
+    if added:
+        findings.append(Finding(spec.name, None, f"{added} code cell(s) you added are not run by the grader: "
+                                "put everything your answers need inside the answer cells"))
+    return NotebookProgram(spec.name, cells)
+
+
+def _checksum(cell: dict) -> str | None:
+    try:
+        return compute_checksum(nbformat.from_dict(cell))
+    except Exception:  # a cell mangled badly enough that nbgrader cannot checksum it
+        return None
