@@ -30,7 +30,7 @@ import numpy as np
 
 from autograder import sandbox_worker as wire
 
-WORKER_SOURCE = Path(wire.__file__).read_text()
+WORKER_SOURCE = Path(wire.__file__).read_bytes()
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -107,12 +107,15 @@ _uid_next = [0]
 
 
 def _uid_in_use(uid: int) -> bool:
+    """Whether a live process (zombies aside: they hold nothing and init reaps them) has ``uid``."""
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 if os.stat(f"/proc/{pid}").st_uid == uid:
-                    return True
-            except OSError:
+                    with open(f"/proc/{pid}/stat", "rb") as f:
+                        if f.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                            return True
+            except (OSError, IndexError):
                 pass
     return False
 
@@ -137,7 +140,7 @@ def kill_uid(uid: int) -> None:
         if not _uid_in_use(uid):
             return
         # kill(-1) from a process of that uid: every process it may signal, i.e. all of that uid.
-        subprocess.run([_KILL, "-s", "KILL", "--", "-1"],
+        subprocess.run([_KILL, "-9", "-1"],
                        user=uid, group=uid, extra_groups=[], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
         time.sleep(0.02)
@@ -217,6 +220,12 @@ class Sandbox:
         as_root = os.geteuid() == 0 and self.limits.isolate
         self.uid = allocate_uid() if as_root else None
         self.workdir = tempfile.mkdtemp(prefix="cnn2d-sandbox-")
+        # The worker's own program travels as a file in its folder: the sandbox may not be able to
+        # read the autograder package (masked), and a file keeps `ps` readable (unlike `-c SOURCE`).
+        worker = os.path.join(self.workdir, "_sandbox_worker.py")
+        with open(worker, "wb") as f:
+            f.write(WORKER_SOURCE)
+        os.chmod(worker, 0o444)
         for f in self.support_files:
             (Path(self.workdir) / f.name).write_bytes(f.read_bytes())
         if self.uid is not None:
@@ -234,7 +243,7 @@ class Sandbox:
         import json
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", WORKER_SOURCE, json.dumps(config)],
+            [sys.executable, "-I", "-B", worker, json.dumps(config)],
             pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, env=env, cwd=self.workdir, start_new_session=True)
         os.close(to_child_r)

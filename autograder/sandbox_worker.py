@@ -1,8 +1,8 @@
 """The sandbox side: runs a student's answer cells in a child process and serves the harness.
 
-This file is the whole program of the child. The harness starts it as
-``python -I -c <this file's text> <config json>``, so the child needs nothing from the
-``autograder`` package, whose files (with the hidden checks) it may not be able to read.
+This file is the whole program of the child. The harness copies it into the sandbox's
+working folder and starts ``python -I _sandbox_worker.py <config json>``, so the child needs nothing
+from the ``autograder`` package, whose files (with the hidden checks) it may not be able to read.
 The harness also imports this file as a module, for the wire format below: the two sides
 share one codec.
 
@@ -168,7 +168,7 @@ class Codec:
 def describe_exception(exc: BaseException, skip_frames: int = 0) -> dict:
     tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
     # Keep the student's frames: drop this file's own frames from the top.
-    text = "".join(line for line in tb if "sandbox_worker" not in line and "<string>" not in line)
+    text = "".join(line for line in tb if "sandbox_worker" not in line)
     return {"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": text[-4000:]}
 
 

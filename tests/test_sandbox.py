@@ -1,0 +1,202 @@
+"""The sandbox on its own: the wire format, the limits, the isolation, and recovery after failures.
+These need no notebook: each test hands the sandbox a few cells of its own."""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from autograder import sandbox_worker as wire
+from autograder.sandbox import (Cell, LocalNamespace, Limits, MissingAnswer, NotImplementedAnswer, Sandbox,
+                                SandboxCrash, SandboxTimeout, StudentError)
+from autograder.harness import ROOT, hidden_paths
+
+SECRET = ROOT / "autograder" / "checks" / "conftest.py"
+
+
+@pytest.fixture
+def box(request):
+    boxes = []
+
+    def make(source: str, **limits) -> Sandbox:
+        b = Sandbox([Cell("setup", "import numpy as np"), Cell("answer", source)],
+                    limits=Limits(**{"call_timeout": 5, **limits}), label="t", hide=hidden_paths())
+        boxes.append(b)
+        return b
+
+    yield make
+    for b in boxes:
+        b.close()
+
+
+def test_values_cross_as_plain_data(box):
+    ns = box("""
+class Sub(np.ndarray):
+    def __eq__(self, other): return True
+def f(): return np.arange(6.0).reshape(2, 3).view(Sub)
+def g(): return {"a": (1, 2.5, "x", None, [np.int64(3)])}
+class Layer:
+    def __init__(self): self.w = np.ones(3, dtype=np.float32)
+    def scale(self, x, by=2): return x * by
+""").namespace()
+    a = ns.f()
+    assert type(a) is np.ndarray and a.shape == (2, 3)
+    assert not (a == np.zeros((2, 3))).all()  # the forged __eq__ stayed in the sandbox
+    assert ns.g() == {"a": (1, 2.5, "x", None, [3])}
+    layer = ns.Layer()
+    assert layer.w.dtype == np.float32
+    np.testing.assert_array_equal(layer.scale(np.arange(3), by=np.int64(3)), [0, 3, 6])
+    layer.w = np.zeros(2)
+    np.testing.assert_array_equal(layer.w, [0, 0])
+
+
+def test_object_arrays_and_pickles_never_cross():
+    # Decoding is strict: an object array (which needs pickle) is refused.
+    buf = io.BytesIO()
+    np.save(buf, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    frames = [b'{"ok": true, "value": {"__nd__": 0}, "arrays": 1}', buf.getvalue()]
+    data = b"".join(len(f).to_bytes(8, "big") + f for f in frames)
+    stream = io.BytesIO(data)
+    with pytest.raises(wire.ProtocolError):
+        wire.receive_message(stream.read)
+    big = io.BytesIO((10**9).to_bytes(8, "big"))
+    with pytest.raises(wire.ProtocolError, match="over the limit"):
+        wire.receive_message(big.read, limit=1000)
+
+
+def test_errors_are_classified(box):
+    ns = box("""
+def todo(): raise NotImplementedError
+def bad(): return 1 / 0
+def objects(): return np.array([object()])
+""").namespace()
+    with pytest.raises(NotImplementedAnswer):
+        ns.todo()
+    with pytest.raises(StudentError, match="ZeroDivisionError"):
+        ns.bad()
+    with pytest.raises(StudentError, match="dtype object"):
+        ns.objects()
+    with pytest.raises(MissingAnswer, match="not defined"):
+        ns.nothing_here
+
+
+def test_timeout_kills_and_the_next_call_restarts(box):
+    b = box("""
+import time
+def spin():
+    while True: pass
+def ok(): return 7
+""", call_timeout=1)
+    ns = b.namespace()
+    t = time.monotonic()
+    with pytest.raises(SandboxTimeout):
+        ns.spin()
+    assert time.monotonic() - t < 5
+    assert ns.ok() == 7
+    assert b.report.restarts == 1
+
+
+@pytest.mark.parametrize("source", ["import os; os._exit(3)", "import sys; sys.stdout.flush(); os.kill(os.getpid(), 9)"])
+def test_a_dying_child_is_a_crash_not_a_grader_error(box, source):
+    ns = box(f"import os\ndef die():\n    {source}\ndef ok(): return 1").namespace()
+    with pytest.raises(SandboxCrash):
+        ns.die()
+    assert ns.ok() == 1
+
+
+def test_sys_exit_in_a_call_is_a_student_error(box):
+    ns = box("import sys\ndef leave(): sys.exit(0)").namespace()
+    with pytest.raises(StudentError, match="SystemExit"):
+        ns.leave()
+
+
+def test_time_limit_context_raises_the_limit(box):
+    ns = box("import time\ndef nap(): time.sleep(1.5); return 1", call_timeout=1).namespace()
+    with ns.time_limit(5):
+        assert ns.nap() == 1
+
+
+def test_output_is_captured_and_truncated(box):
+    b = box("print('x' * 1_000_000)\ndef ok(): return 1", max_output_bytes=1000)
+    assert b.namespace().ok() == 1
+    report = b.close()
+    assert len(report.output) == 1000 and report.output_dropped > 990_000
+
+
+def test_huge_return_values_are_refused(box):
+    ns = box("def big(): return np.zeros(20_000_000)", max_message_bytes=1 << 20).namespace()
+    with pytest.raises(SandboxCrash, match="over the limit"):
+        ns.big()
+
+
+def test_memory_limit(box):
+    ns = box("def hog(): return np.ones(10**10)", memory_bytes=2 << 30).namespace()
+    with pytest.raises(StudentError, match="MemoryError|Unable to allocate"):
+        ns.hog()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="isolation by uid and namespaces needs root")
+def test_root_isolation_hides_checks_and_network_and_drops_privileges(box):
+    ns = box(f"""
+import os, socket
+def secret():
+    try:
+        return open({str(SECRET)!r}).read()[:20]
+    except OSError as e:
+        return "blocked: " + type(e).__name__
+def whoami(): return os.getuid()
+def net():
+    try:
+        socket.create_connection(("127.0.0.1", 22), timeout=1); return "connected"
+    except OSError as e:
+        return "blocked: " + type(e).__name__
+def parent(): 
+    try:
+        os.kill(os.getppid(), 9); return "killed"
+    except OSError as e:
+        return "blocked: " + type(e).__name__
+""").namespace()
+    assert ns.secret().startswith("blocked")
+    assert ns.whoami() >= 200_000
+    assert ns.net().startswith("blocked")
+    assert ns.parent().startswith("blocked")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the per-sandbox uid reaper needs root")
+def test_fork_bomb_and_escaped_children_are_reaped(box):
+    b = box("""
+import os, time
+def bomb():
+    for _ in range(200):
+        try:
+            if os.fork() == 0:
+                os.setsid()
+                time.sleep(600)
+                os._exit(0)
+        except OSError:
+            break
+    return 1
+""", max_processes=64)
+    assert b.namespace().bomb() == 1
+    uid = b.uid
+    b.close()
+    from autograder.sandbox import _uid_in_use
+
+    assert not _uid_in_use(uid)
+
+
+def test_local_namespace_round_trips_like_the_remote_one():
+    ns = {}
+    exec("import numpy as np\nclass L:\n    def f(self, x): return x.view(np.matrix)\n"
+         "def todo(): raise NotImplementedError", ns)
+    local = LocalNamespace(ns)
+    out = local.L().f(np.ones((2, 2)))
+    assert type(out) is np.ndarray
+    with pytest.raises(NotImplementedAnswer):
+        local.todo()
+    with pytest.raises(MissingAnswer):
+        local.absent
