@@ -31,7 +31,7 @@ class Points(float):
 
 
 def run_checks(problem: int, notebook: str, namespace: dict, verbose: bool = True) -> Points:
-    from autograder.harness import CHECKS_DIR, run_checks as harness_run_checks
+    from autograder.harness import CHECKS_DIR, _notebook_of, run_checks as harness_run_checks
     from autograder.sandbox import LocalNamespace
 
     modules = sorted(p.name for p in CHECKS_DIR.glob(f"check_p{problem:02d}_*.py")
@@ -52,9 +52,3 @@ def run_checks(problem: int, notebook: str, namespace: dict, verbose: bool = Tru
         print(f"Problem {problem}: {earned:g} / {possible:g} points")
     return Points(round(earned, 4))
 
-
-def _notebook_of(path) -> str | None:
-    for line in path.read_text().splitlines():
-        if line.startswith("NOTEBOOK ="):
-            return line.split("=", 1)[1].strip().strip("\"'")
-    return None
