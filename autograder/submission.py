@@ -153,10 +153,15 @@ class Submission:
                 _safe_unzip(path, tmp)
                 files = _find_notebooks(tmp, assignment, findings)
             elif path.is_file():
-                files = {path.stem: path} if path.stem in assignment.notebooks else {}
+                stem, unreadable = ((path.stem, None) if path.stem in assignment.notebooks
+                                    else identify(path, assignment))
+                files = {stem: path} if stem else {}
+                if stem and stem != path.stem:
+                    findings.append(Finding(stem, None, f"graded {path.name} as {stem}.ipynb (by its cells)"))
                 if not files:
-                    findings.append(Finding(path.name, None, "this file is not one of the assignment's notebooks ("
-                                            + ", ".join(f"{n}.ipynb" for n in assignment.notebooks) + ")"))
+                    findings.append(Finding(path.name, None, unreadable or (
+                        "this file is not one of the assignment's notebooks ("
+                        + ", ".join(f"{n}.ipynb" for n in assignment.notebooks) + ")")))
             else:
                 files = _find_notebooks(path, assignment, findings)
             programs, manual = {}, {}
@@ -190,6 +195,22 @@ def _safe_unzip(archive: Path, dest: Path) -> None:
                     shutil.copyfileobj(src, out, length=1 << 20)
     except zipfile.BadZipFile as e:
         raise CannotGrade(f"{archive.name} is not a readable zip file ({e})") from None
+
+
+def identify(path: Path, assignment: Assignment) -> tuple[str | None, str | None]:
+    """Which assignment notebook a renamed file is, judged by the nbgrader grade_ids it holds.
+    Returns (notebook name, None), or (None, why it could not be read)."""
+    nb, problem, _ = read_notebook(path)
+    if nb is None:
+        return None, problem
+    ids = set()
+    for c in nb.cells:
+        meta = c.get("metadata", {}) if isinstance(c, dict) else {}
+        gid = meta.get("nbgrader", {}).get("grade_id") if isinstance(meta, dict) and isinstance(meta.get("nbgrader"), dict) else None
+        if isinstance(gid, str):
+            ids.add(gid)
+    best = max(assignment.notebooks.values(), key=lambda spec: len(ids & set(spec.by_id())))
+    return (best.name, None) if ids & set(best.by_id()) - {"setup"} else (None, None)
 
 
 def _find_notebooks(folder: Path, assignment: Assignment, findings: list[Finding]) -> dict[str, Path]:
