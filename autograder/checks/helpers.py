@@ -19,20 +19,28 @@ TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 
 # ----------------------------------------------------------------------------- describing values
+HANDLE_TYPES = {"RemoteObject", "_LocalObject"}  # autograder.sandbox's handles (sandbox / nbgrader kernel)
+
+
 def type_name(value) -> str:
     """The type of ``value`` as the student would name it (a handle reports the remote type)."""
-    for attr in ("remote_type", "_remote_type", "type_name", "_type_name", "_type"):
+    if isinstance(value, BaseException) and isinstance(getattr(value, "exc_type", None), str):
+        return value.exc_type  # a StudentError carries the student's exception type
+    if _is_handle(value):
         try:
-            name = object.__getattribute__(value, attr)
-        except Exception:
-            continue
+            name = object.__getattribute__(value, "_type")  # RemoteObject
+        except AttributeError:
+            try:
+                name = type(object.__getattribute__(value, "_obj")).__name__  # _LocalObject
+            except AttributeError:
+                name = ""
         if isinstance(name, str) and name:
-            return name
+            return name.replace("class ", "")
     return type(value).__name__
 
 
 def _is_handle(value) -> bool:
-    return type(value).__name__ in {"RemoteObject", "RemoteCallable", "RemoteClass", "RemoteFunction"}
+    return type(value).__name__ in HANDLE_TYPES
 
 
 def short(value, limit: int = 200) -> str:
@@ -55,7 +63,7 @@ def is_fatal(exc: BaseException) -> bool:
 
 def describe_error(exc: BaseException) -> str:
     """``TypeError: ...`` for a sub-case message (student errors included)."""
-    text = " ".join(str(exc).split())
+    text = " ".join(str(getattr(exc, "message", None) or exc).split())
     if len(text) > 300:
         text = text[:297] + "..."
     return f"{type_name(exc)}: {text}" if text else type_name(exc)
@@ -190,7 +198,7 @@ def read_attr(obj, name: str, what: str, hint: str = ""):
     except BaseException as exc:
         if is_fatal(exc):
             raise
-        if isinstance(exc, AttributeError) or "AttributeError" in (type_name(exc) + str(exc)[:200]):
+        if isinstance(exc, AttributeError) or type_name(exc) == "AttributeError":
             raise AssertionError(f"{what}: the object has no attribute `{name}`." + (f" {hint}" if hint else "")) from None
         raise
 
