@@ -17,7 +17,7 @@ from pathlib import Path
 EXIT_GRADED, EXIT_USAGE, EXIT_CANNOT_GRADE = 0, 2, 3
 
 LIMIT_HELP = """limits (each call into student code, each submission, the sandbox process):
-  defaults: --call-timeout 20 s, --submission-timeout 600 s, --memory-mb 4096 (address space),
+  defaults: --call-timeout 10 s, --submission-timeout 600 s, --memory-mb 4096 (address space),
   CPU time 900 s, 512 processes/threads, 64 MiB per file written, 64 KiB of printed output kept.
   As root the sandbox also runs as its own unprivileged uid in a new network and mount namespace
   (no network; the checks, data and results are masked); --no-isolation turns that off."""

@@ -68,8 +68,8 @@ class SandboxCrash(SandboxError):
 class Limits:
     """What one sandbox may use. Defaults suit one student's cnn2d notebooks on 2 cores."""
 
-    call_timeout: float = 20.0           # wall seconds for one call into student code
-    exec_timeout: float = 120.0          # wall seconds to run a notebook's answer cells
+    call_timeout: float = 10.0           # wall seconds for one call into student code
+    exec_timeout: float = 60.0           # wall seconds to run a notebook's answer cells
     submission_timeout: float = 600.0    # wall seconds for all calls of one submission
     cpu_seconds: int = 900               # RLIMIT_CPU for the child's lifetime
     memory_bytes: int = 4 << 30          # RLIMIT_AS (TensorFlow needs ~2.5 GiB of address space)
@@ -187,6 +187,7 @@ class Sandbox:
         self._starting: threading.Thread | None = None
         self._start_error: BaseException | None = None
         self._extra_timeout: float | None = None
+        self._broken: str | None = None
         self._codec = wire.Codec(make_ref=self._encode_ref, resolve_ref=self._decode_ref)
 
     # --- life cycle
@@ -210,11 +211,18 @@ class Sandbox:
         with self._lock:
             if self.proc is not None:
                 return
+            if self._broken:
+                raise SandboxCrash(self._broken)
             if self.report.restarts > self.limits.max_restarts:
                 raise SandboxCrash(f"the sandbox was restarted {self.limits.max_restarts} times after "
                                    "failures; the remaining checks of this notebook are not run")
-            self._spawn()
-            self._run_cells()
+            try:
+                self._spawn()
+                self._run_cells()
+            except SandboxError as e:
+                # Cells that hang or kill the sandbox would do it again on every restart: stop here.
+                self._broken = f"your answer cells could not be run ({e}), so no check of this notebook can run"
+                raise SandboxCrash(self._broken) from None
 
     def _spawn(self) -> None:
         as_root = os.geteuid() == 0 and self.limits.isolate

@@ -200,3 +200,13 @@ def test_local_namespace_round_trips_like_the_remote_one():
         local.todo()
     with pytest.raises(MissingAnswer):
         local.absent
+
+
+def test_cells_that_hang_break_the_notebook_once_not_on_every_call(box):
+    b = box("while True:\n    pass", exec_timeout=1)
+    ns = b.namespace()
+    t = time.monotonic()
+    for _ in range(5):
+        with pytest.raises(SandboxCrash, match="answer cells could not be run"):
+            ns.anything
+    assert time.monotonic() - t < 5  # one timeout, not five
