@@ -230,3 +230,56 @@ def run_cases(cases, partial, what: str) -> None:
         raise AssertionError(f"{failures[0]}{more}")
     passed = n - len(failures)
     partial(passed / n, f"{what}: {passed} of {n} cases pass. First failing case, {failures[0]}")
+
+
+# ----------------------------------------------------------------------------- pooling (Problems 4 and 5)
+def pair(v) -> tuple[int, int]:
+    """An int or an (h, w) pair as (h, w)."""
+    if isinstance(v, (tuple, list)):
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+def pool_out_shape(x_shape, pool, stride=None) -> tuple[int, int, int, int]:
+    (ph, pw), (sh, sw) = pair(pool), pair(pool if stride is None else stride)
+    N, C, H, W = x_shape
+    return N, C, (H - ph) // sh + 1, (W - pw) // sw + 1
+
+
+def pool_label(x_shape, pool, stride=None) -> str:
+    s = "None (= pool size)" if stride is None else repr(stride)
+    return f"x of shape {tuple(x_shape)}, pool_size={pool!r}, stride={s}"
+
+
+def make_pool(student, cls: str, pool, stride=None):
+    """``student.MaxPool2D(pool_size=..., stride=...)``; stride is left out when it is None."""
+    factory = getattr(student, cls)
+    return factory(pool_size=pool) if stride is None else factory(pool_size=pool, stride=stride)
+
+
+def pool_shape_hint(got, x_shape, pool, stride=None) -> str:
+    (ph, pw), (sh, sw) = pair(pool), pair(pool if stride is None else stride)
+    N, C, H, W = x_shape
+    exp = pool_out_shape(x_shape, pool, stride)
+    got = tuple(got)
+    if len(got) != 4:
+        return "The output must be 4-D: (N, C, H', W')."
+    if got[:2] != (N, C):
+        return "Pooling keeps the batch and channel axes: (N, C, H', W')."
+    if got[2:] == (exp[3], exp[2]) and exp[2] != exp[3]:
+        return "Height and width are swapped."
+    if got[2:] == (-(-(H - ph) // sh) + 1, -(-(W - pw) // sw) + 1):
+        return "A partial window at the edge is counted: H' = (H - ph) // sh + 1 drops it (floor)."
+    if got[2:] == ((H - ph) // ph + 1, (W - pw) // pw + 1) and (sh, sw) != (ph, pw):
+        return "The stride is ignored: windows start every `stride` rows/columns (stride None means stride = pool size)."
+    if (ph, pw) != (ph, ph) and got[2:] == ((H - ph) // sh + 1, (W - ph) // sw + 1):
+        return "A tuple pool_size (h, w) uses h for rows and w for columns."
+    return "H' = (H - pool_h) // stride_h + 1 and W' = (W - pool_w) // stride_w + 1 (no padding)."
+
+
+def window_view(x: np.ndarray, pool, stride=None) -> np.ndarray:
+    """(N, C, H', W', ph, pw) view of the pooling windows of x."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    (ph, pw), (sh, sw) = pair(pool), pair(pool if stride is None else stride)
+    return sliding_window_view(x, (ph, pw), axis=(2, 3))[:, :, ::sh, ::sw]
