@@ -69,6 +69,7 @@ class Limits:
     """What one sandbox may use. Defaults suit one student's cnn2d notebooks on 2 cores."""
 
     call_timeout: float = 10.0           # wall seconds for one call into student code
+    max_call_timeout: float = 300.0      # cap on the longer limits checks ask for (training)
     exec_timeout: float = 60.0           # wall seconds to run a notebook's answer cells
     submission_timeout: float = 600.0    # wall seconds for all calls of one submission
     cpu_seconds: int = 900               # RLIMIT_CPU for the child's lifetime
@@ -439,7 +440,7 @@ class Sandbox:
 
     @contextlib.contextmanager
     def time_limit(self, seconds: float):
-        old, self._extra_timeout = self._extra_timeout, float(seconds)
+        old, self._extra_timeout = self._extra_timeout, min(float(seconds), self.limits.max_call_timeout)
         try:
             yield
         finally:
