@@ -90,22 +90,63 @@ def solution_module(notebook: str = "01_scratch_cnn", source_dir: Path = SOURCE_
 
 
 # Examples for the README's main job: a full solution, the untouched release, and a submission
-# with three typical mistakes (each a different problem, so the table shows where points go).
+# with three typical mistakes, in three problems nothing else builds on (so the table shows
+# exactly where the points go): average-pool backward through an equality mask (Problem 5),
+# Keras models that forget the stride (Problem 3), and the seed's arithmetic slips (Problem 10).
 BUGGY_OVERRIDES = {
-    "p3_output_size": "def calculate_output_size(N_in, P, F, S):\n    return (N_in + 2 * P - F) / S + 1\n",
-    "p6_flatten": (
-        "class Flatten:\n"
-        "    def forward(self, x):\n"
-        "        self.shape = x.shape\n"
-        "        return np.moveaxis(x, 1, -1).reshape(x.shape[0], -1)   # channels last: reorders\n"
-        "    def backward(self, d_out):\n"
-        "        return d_out.reshape(self.shape)\n"),
-    "p10_answers": (
-        "conv_layer_answers = {\n"
-        "    'a': {'output_shape': (142, 142, 6), 'parameters': 168},\n"
-        "    'b': {'output_shape': (58, 58, 48), 'parameters': 31152},\n"
-        "    'c': {'output_shape': (18, 18, 20), 'parameters': 1820},\n"
-        "}\n"),
+    "p5_avgpool": """class AveragePool2D:
+    def __init__(self, pool_size=2, stride=None):
+        self.ph, self.pw = (pool_size, pool_size) if np.isscalar(pool_size) else tuple(pool_size)
+        stride = (self.ph, self.pw) if stride is None else stride
+        self.sh, self.sw = (stride, stride) if np.isscalar(stride) else tuple(stride)
+
+    def forward(self, x):
+        N, C, H, W = x.shape
+        Ho, Wo = (H - self.ph) // self.sh + 1, (W - self.pw) // self.sw + 1
+        out = np.zeros((N, C, Ho, Wo))
+        for i in range(Ho):
+            for j in range(Wo):
+                win = x[:, :, i * self.sh:i * self.sh + self.ph, j * self.sw:j * self.sw + self.pw]
+                out[:, :, i, j] = win.mean(axis=(2, 3))
+        self.x, self.out = x, out
+        return out
+
+    def backward(self, d_out):
+        dx = np.zeros(self.x.shape)
+        for i in range(d_out.shape[2]):
+            for j in range(d_out.shape[3]):
+                rows = slice(i * self.sh, i * self.sh + self.ph)
+                cols = slice(j * self.sw, j * self.sw + self.pw)
+                # Bug: routes the gradient like max pooling, through an equality mask.
+                mask = self.x[:, :, rows, cols] == self.out[:, :, i, j][:, :, None, None]
+                dx[:, :, rows, cols] += mask * d_out[:, :, i, j][:, :, None, None]
+        return dx
+""",
+    "p3_keras_models": """def build_padding_model(padding="valid", strides=1, batch_norm=False):
+    model = keras.Sequential([keras.Input((28, 28, 1))])
+    for _ in range(3):
+        model.add(layers.Conv2D(32, 3, padding=padding, activation="relu"))  # Bug: strides forgotten
+        if batch_norm:
+            model.add(layers.BatchNormalization())
+    model.add(layers.Flatten())
+    model.add(layers.Dense(128, activation="relu"))
+    model.add(layers.Dense(10, activation="softmax"))
+    return model
+
+
+def build_single_conv_model():
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(32, 3, activation="relu"),
+                              layers.Flatten(), layers.Dense(32, activation="relu"),
+                              layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+""",
+    "p10_answers": """conv_layer_answers = {
+    "a": {"output_shape": (142, 142, 6), "parameters": 168},
+    "b": {"output_shape": (58, 58, 48), "parameters": 31152},
+    "c": {"output_shape": (18, 18, 20), "parameters": 1820},
+}
+""",
 }
 
 
