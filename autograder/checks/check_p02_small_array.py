@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autograder.checks.helpers import as_array, assert_close, close, read_attr
+from autograder.checks.helpers import as_array, assert_close, close, read_attr, unanswered
 
 PROBLEM = 2
 NOTEBOOK = "01_scratch_cnn"
@@ -121,15 +121,22 @@ def check_layer_dweights_dbiases(student):
 
 
 # ----------------------------------------------------------------------------- the stated answers
+def stated(student, name: str):
+    value = getattr(student, name)
+    if unanswered(value):
+        raise AssertionError(f"Not implemented yet: `{name}` is still a placeholder; set it to the example's values.")
+    return value
+
+
 @pytest.mark.check(points=1, name="small_out and small_dx hold the example's values",
                    hint="set small_out and small_dx to the forward output and the input gradient of the example")
 def check_stated_out_dx(student):
-    compare(student.small_out, SMALL_OUT, "small_out", ACCEPTED["small_out"], FLIPPED_OUT)
-    compare(student.small_dx, SMALL_DX, "small_dx", ACCEPTED["small_dx"], FLIPPED_DX)
+    compare(stated(student, "small_out"), SMALL_OUT, "small_out", ACCEPTED["small_out"], FLIPPED_OUT)
+    compare(stated(student, "small_dx"), SMALL_DX, "small_dx", ACCEPTED["small_dx"], FLIPPED_DX)
 
 
 @pytest.mark.check(points=1, name="small_dweights and small_dbiases hold the example's values",
                    hint="set small_dweights and small_dbiases to the weight and bias gradients of the example")
 def check_stated_dweights_dbiases(student):
-    compare(student.small_dweights, SMALL_DWEIGHTS, "small_dweights", ACCEPTED["small_dweights"])
-    compare(student.small_dbiases, SMALL_DBIASES, "small_dbiases", ACCEPTED["small_dbiases"])
+    compare(stated(student, "small_dweights"), SMALL_DWEIGHTS, "small_dweights", ACCEPTED["small_dweights"])
+    compare(stated(student, "small_dbiases"), SMALL_DBIASES, "small_dbiases", ACCEPTED["small_dbiases"])

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 import pytest
 
-from autograder.checks.helpers import require, short, type_name
+from autograder.checks.helpers import require, short, type_name, unanswered
 
 PROBLEM = 10
 NOTEBOOK = "03_theory"
@@ -36,10 +36,12 @@ def expected(name):
 
 def answer(student, name: str, key: str):
     answers = student.conv_layer_answers
+    require(not unanswered(answers), "Not implemented yet: conv_layer_answers is still a placeholder.")
     require(isinstance(answers, dict), f"conv_layer_answers is a {type_name(answers)}; expected a dict with keys "
                                        "'a', 'b' and 'c'.")
-    entry = answers.get(name)
-    require(entry is not None, f"conv_layer_answers has no entry {name!r}; expected keys 'a', 'b' and 'c'.")
+    require(name in answers, f"conv_layer_answers has no entry {name!r}; expected keys 'a', 'b' and 'c'.")
+    entry = answers[name]
+    require(not unanswered(entry), f"Not implemented yet: conv_layer_answers[{name!r}] is still a placeholder.")
     require(isinstance(entry, dict), f"conv_layer_answers[{name!r}] is a {type_name(entry)}; expected a dict with "
                                      "'output_shape' and 'parameters'.")
     require(key in entry, f"conv_layer_answers[{name!r}] has no {key!r} entry.")
@@ -56,7 +58,7 @@ def verify_shape(student, name):
     want, _ = expected(name)
     H, W, C, F, k, s = LAYERS[name]
     value = answer(student, name, "output_shape")
-    require(value is not None, f"conv_layer_answers[{name!r}]['output_shape'] is None: fill in your answer.")
+    require(not unanswered(value), f"Not implemented yet: conv_layer_answers[{name!r}]['output_shape'] is still a placeholder.")
     if isinstance(value, np.ndarray) and value.ndim == 1:
         value = value.tolist()
     got = tuple(whole(v) for v in value) if isinstance(value, (list, tuple)) else None
@@ -80,7 +82,7 @@ def verify_params(student, name):
     _, want = expected(name)
     H, W, C, F, k, s = LAYERS[name]
     value = answer(student, name, "parameters")
-    require(value is not None, f"conv_layer_answers[{name!r}]['parameters'] is None: fill in your answer.")
+    require(not unanswered(value), f"Not implemented yet: conv_layer_answers[{name!r}]['parameters'] is still a placeholder.")
     got = whole(value)
     require(got is not None, f"conv_layer_answers[{name!r}]['parameters'] is {short(value, 60)}; expected a whole number.")
     if got == want:

@@ -59,6 +59,13 @@ def short(value, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def unanswered(value) -> bool:
+    """A placeholder left in a stated answer: None, ``...`` or NotImplemented (handles included)."""
+    if value is None or value is Ellipsis or value is NotImplemented:
+        return True
+    return _is_handle(value) and type_name(value) in ("ellipsis", "NotImplementedType")
+
+
 def is_fatal(exc: BaseException) -> bool:
     return type(exc).__name__ in FATAL or not isinstance(exc, Exception)
 
