@@ -44,7 +44,7 @@ class Training:
     attribute_errors: dict = field(default_factory=dict)
 
 
-_CACHE: dict = {"box": None, "data": None, "training": None}
+_CACHE: dict = {"key": None, "training": None}
 
 
 def _sandbox_of(student):
@@ -101,11 +101,13 @@ def _train(student, data) -> Training:
     return t
 
 
-def training(student, grading_data) -> Training:
-    """Fit and predict once per sandbox (and data set); later checks reuse the result."""
-    box = _sandbox_of(student)
-    if _CACHE["box"] is not box or _CACHE["data"] is not grading_data:
-        _CACHE.update(box=box, data=grading_data, training=None)
+def training(student, grading_data, request) -> Training:
+    """Fit and predict once per grading run: per pytest session (a re-run of the nbgrader test cell
+    is a new session), sandbox and data set; later checks reuse the result."""
+    key = (request.session, _sandbox_of(student), grading_data)
+    cached = _CACHE["key"]
+    if cached is None or any(a is not b for a, b in zip(cached, key)):
+        _CACHE.update(key=key, training=None)  # one entry: nothing of an earlier submission is kept
         _CACHE["training"] = _train(student, grading_data)
     t = _CACHE["training"]
     if t.error is not None:
@@ -135,8 +137,8 @@ def nan_note(t: Training) -> str:
 
 @pytest.mark.check(points=11, name="held-out accuracy after fit on 2,000 images",
                    hint="train for enough epochs within 90 s with a sensible learning rate; check the softmax/cross-entropy gradient and that every layer's update runs")
-def check_heldout_accuracy(student, grading_data, partial):
-    t = training(student, grading_data)
+def check_heldout_accuracy(student, grading_data, request, partial):
+    t = training(student, grading_data, request)
     gate(t)
     note = f" ({t.prediction_problem})" if t.prediction_problem else ""
     for threshold, fraction in BANDS:
@@ -150,16 +152,16 @@ def check_heldout_accuracy(student, grading_data, partial):
 
 @pytest.mark.check(points=2, name="predict returns one integer label in 0..9 per image",
                    hint="predict(X) returns a (N,) array of ints 0..9, e.g. np.argmax(scores, axis=1)")
-def check_predict_contract(student, grading_data):
-    t = training(student, grading_data)
+def check_predict_contract(student, grading_data, request):
+    t = training(student, grading_data, request)
     gate(t)
     require(not t.prediction_problem, t.prediction_problem + ".")
 
 
 @pytest.mark.check(points=2, name="loss_history_ and accuracy_history_ have one finite value per epoch",
                    hint="append the epoch's mean loss and training accuracy (floats) to self.loss_history_ and self.accuracy_history_ at the end of every epoch")
-def check_histories(student, grading_data):
-    t = training(student, grading_data)
+def check_histories(student, grading_data, request):
+    t = training(student, grading_data, request)
     gate(t)
     lengths = {}
     for name in ("loss_history_", "accuracy_history_"):
