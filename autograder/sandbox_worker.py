@@ -83,7 +83,7 @@ def receive_message(read_exact, limit: int = MAX_FRAME) -> tuple[dict, list[np.n
 
     try:
         header = json.loads(frame().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: nesting too deep
         raise ProtocolError(f"the header is not JSON: {e}") from None
     if not isinstance(header, dict) or type(header.get("arrays", 0)) is not int or header.get("arrays", 0) < 0:
         raise ProtocolError("the header is not a JSON object with an array count")
