@@ -80,6 +80,7 @@ class Limits:
     max_output_bytes: int = 64 << 10     # of the student's stdout+stderr, kept for the report
     max_message_bytes: int = 64 << 20    # the largest reply the harness reads
     max_restarts: int = 6                # fresh children after failures, per sandbox
+    scratch_bytes: int = 256 << 20       # as root: each private tmpfs over /tmp, /var/tmp, /dev/shm
     isolate: bool = True                 # namespaces, masks and a dedicated uid when run as root
 
     def rlimits(self) -> dict[str, int]:
@@ -245,6 +246,7 @@ class Sandbox:
         config = {"rfd": to_child_r, "wfd": from_child_w, "limits": self.limits.rlimits(),
                   "uid": self.uid, "gid": self.uid, "hide": self.hide if self.limits.isolate else [],
                   "namespaces": self.limits.isolate, "workdir": self.workdir,
+                  "scratch_bytes": self.limits.scratch_bytes if self.limits.isolate else 0,
                   "expose": sorted({sys.prefix, sys.base_prefix, *sys.path[1:]} - {""})}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0",

@@ -173,7 +173,7 @@ def describe_exception(exc: BaseException, skip_frames: int = 0) -> dict:
 
 
 # ----------------------------------------------------------------------------- isolation
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWIPC = 0x00020000, 0x10000000, 0x40000000, 0x08000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 1, 2, 4, 4096, 8192, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE = 1, 38, 4
 
@@ -226,6 +226,49 @@ def _expose(libc, paths: list[str], workdir: str | None) -> None:
     os.rmdir(stage)
 
 
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable on most systems
+
+
+def _private_scratch(libc, config: dict) -> list[str]:
+    """Lay a fresh, size-capped tmpfs over each world-writable scratch folder, seen only inside this
+    sandbox's mount namespace. What the student writes there is bounded (disk and RAM: a tmpfs in
+    /dev/shm is memory that no RLIMIT_AS counts), cannot be left behind for anyone else (a later
+    sandbox, a later student's output folder) and is freed when the sandbox's last process dies.
+    The sandbox's own working folder, if it lives in one of them, is recreated inside with its files.
+    A folder that holds the Python installation is left alone."""
+    size = int(config.get("scratch_bytes") or 0)
+    if size <= 0:
+        return []
+    workdir = config.get("workdir")
+    exposed = [os.path.realpath(p) for p in config.get("expose", [])] + [os.path.realpath(sys.executable)]
+    saved = {}
+    if workdir and os.path.isdir(workdir):
+        for name in os.listdir(workdir):  # the worker and the release's support files: a few small files
+            path = os.path.join(workdir, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as f:
+                    saved[name] = (f.read(), os.stat(path).st_mode & 0o777)
+    covered = []
+    for folder in dict.fromkeys(os.path.realpath(p) for p in SCRATCH_DIRS):
+        if not os.path.isdir(folder) or any(p == folder or p.startswith(folder + os.sep) for p in exposed):
+            continue
+        _check(libc.mount(b"tmpfs", folder.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                          f"size={size},mode=1777".encode()), f"scratch {folder}")
+        covered.append(folder)
+    if workdir and not os.path.isdir(workdir):
+        os.makedirs(workdir, mode=0o700)
+        for name, (data, mode) in saved.items():
+            path = os.path.join(workdir, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            os.chmod(path, mode)
+        uid, gid = config.get("uid"), config.get("gid")
+        if uid is not None:
+            for path in [workdir, *(os.path.join(workdir, n) for n in saved)]:
+                os.chown(path, uid, gid)
+    return covered
+
+
 def apply_limits(limits: dict) -> None:
     import resource
 
@@ -246,9 +289,9 @@ def isolate(config: dict) -> list[str]:
     hide = [p for p in config.get("hide", []) if os.path.lexists(p)]
     if os.geteuid() == 0 and config.get("namespaces", True):
         try:
-            _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
+            _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC), "unshare")
             _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
-            done.append("network namespace (no network)")
+            done.append("network and IPC namespace (no network, no shared memory left behind)")
             for path in hide:
                 target = path.encode()
                 if os.path.isdir(path) and not os.path.islink(path):
@@ -258,11 +301,20 @@ def isolate(config: dict) -> list[str]:
                     _check(libc.mount(b"/dev/null", target, None, MS_BIND, None), f"mask {path}")
             if hide:
                 done.append(f"{len(hide)} paths masked")
+            scratch = _private_scratch(libc, config)
+            if scratch:
+                done.append("private scratch " + ", ".join(scratch))
             _expose(libc, config.get("expose", []), config.get("workdir"))
         except OSError as e:
             # Fail closed: as root we promised masks; without them the checks would be readable.
             raise RuntimeError(f"could not isolate the sandbox: {e}") from None
     if os.geteuid() == 0 and uid is not None:
+        try:  # the OOM killer takes sandbox processes first; without privileges they cannot undo it
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("1000")
+            done.append("first in line for the OOM killer")
+        except OSError:
+            pass
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
