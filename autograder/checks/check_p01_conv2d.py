@@ -389,7 +389,8 @@ def check_no_state_leaks(student, rng):
         if b2.shape == a.shape and np.any(a) and close(b2, 2 * a):
             raise AssertionError(f"{name} doubled on a second backward call: assign it (=), do not accumulate (+=).")
         assert_close(b2, a, f"{name} after a second backward(d_out) call", rtol=1e-9, atol=1e-9,
-                     hint=f"assign {name} in backward, do not accumulate into it.")
+                     hint=f"a second backward with the same d_out must give the same {name}: assign it (=, not +=) "
+                          "and do not modify the input cached by forward (no in-place -=, *= or padding on it).")
     # The cache must hold the latest input: the same gradients as a fresh layer that saw only x2.
     fresh = layer_with(student, w, b, s, p)
     fresh.forward(x2)
