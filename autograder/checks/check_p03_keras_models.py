@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.checks.helpers import (LayerSpec, analyse, architecture_problems, require, run_cases, short,
-                                       student_model, type_name)
+from autograder.checks.helpers import (LayerSpec, architecture_problems, require, run_cases, short, student_model,
+                                       type_name)
 
 PROBLEM = 3
 NOTEBOOK = "02_keras"
@@ -43,10 +43,6 @@ def padding_model(padding: str, strides: int, batch_norm: bool) -> list[LayerSpe
 
 def single_conv_model() -> list[LayerSpec]:
     return [conv(32, 3), LayerSpec("Flatten"), dense(32, "relu"), dense(10, "softmax")]
-
-
-def total_params(specs) -> int:
-    return sum(r["params"] for r in analyse(INPUT, specs))
 
 
 def verify_padding_model(student, args):
