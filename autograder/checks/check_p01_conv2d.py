@@ -144,28 +144,33 @@ def verify_dweights(student, oracle, x, w, b, s, p, d):
     layer, _, (_, edw, _) = backward_layer(student, oracle, x, w, b, s, p, d)
     dw = as_array(read_grad(layer, "d_weights", "after backward"), "layer.d_weights")
     hint = "d_weights[f, c, di, dj] = sum over n, i, j of d_out[n, f, i, j] * x_padded[n, c, i*stride + di, j*stride + dj]."
+    lead = ""
     if dw.shape == edw.shape and not close(dw, edw):
         N = x.shape[0]
         if not np.any(dw):
-            hint = "d_weights is all zeros: backward must compute the weight gradient and store it in self.d_weights."
+            lead = "d_weights is all zeros: backward must compute the weight gradient and store it in self.d_weights"
         elif N > 1 and close(dw * N, edw):
-            hint = "d_weights is divided by the batch size: sum over the batch (d_out already carries any averaging)."
+            lead = "d_weights is divided by the batch size: sum over the batch (d_out already carries any averaging)"
         elif close(dw, edw[:, :, ::-1, ::-1]):
-            hint = "d_weights is flipped: this layer is cross-correlation, so no flip anywhere."
+            lead = "d_weights is flipped: this layer is cross-correlation, so no flip anywhere"
         elif s > 1:
             hint += " Check the stride: output (i, j) saw input rows from i*stride."
     elif dw.shape != edw.shape:
         hint = "d_weights must have the shape of weights, (F, C, k, k)."
-    assert_close(dw, edw, "layer.d_weights", **TOL, hint=hint)
+    assert_close(dw, edw, "layer.d_weights", **TOL, lead=lead, hint="" if lead else hint)
 
 
 def verify_dbiases(student, oracle, x, w, b, s, p, d):
     layer, _, (_, _, edb) = backward_layer(student, oracle, x, w, b, s, p, d)
     db = as_array(read_grad(layer, "d_biases", "after backward"), "layer.d_biases")
     hint = "d_biases[f] is the sum of d_out[:, f, :, :] over the batch and both spatial axes (axes 0, 2, 3)."
-    if db.shape == edb.shape and not close(db, edb) and close(db * x.shape[0], edb):
-        hint = "d_biases is divided by the batch size: sum over the batch instead."
-    assert_close(db, edb, "layer.d_biases", **TOL, hint=hint)
+    lead = ""
+    if db.shape == edb.shape and not close(db, edb):
+        if not np.any(db):
+            lead = "d_biases is all zeros: backward must compute the bias gradient and store it in self.d_biases"
+        elif close(db * x.shape[0], edb):
+            lead = "d_biases is divided by the batch size: sum over the batch instead"
+    assert_close(db, edb, "layer.d_biases", **TOL, lead=lead, hint="" if lead else hint)
 
 
 # ----------------------------------------------------------------------------- parameters

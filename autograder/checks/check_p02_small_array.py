@@ -87,6 +87,8 @@ def compare(value, expected, what, accepted, flipped=None):
         _, flipped_fit = fit_shape(value, flipped, what, accepted)
         if close(arr, flipped_fit):
             lead = FLIPPED
+    if not lead and not np.any(arr) and np.any(exp):
+        lead = "it is all zeros: was the gradient computed and stored?"
     assert_close(arr, exp, what, rtol=1e-6, atol=1e-6, lead=lead)
 
 

@@ -183,7 +183,7 @@ def assert_close(actual, expected, what: str, rtol: float = 1e-5, atol: float = 
     err = np.where(bad, np.abs(af - expected), -1.0)
     idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape))
     where = f" at index {idx}" if af.ndim else ""
-    lead = f"{lead.rstrip('.')}. " if lead else ""
+    lead = (lead if lead.endswith(("?", "!", ".")) else lead + ".") + " " if lead else ""
     msg = (f"{what}: {lead}{int(bad.sum())} of {af.size} values are wrong; the largest error is "
            f"{float(err[idx]):.4g}{where} (got {float(af[idx]):.6g}, expected {float(expected[idx]):.6g}).")
     if af.ndim and af.size > 1:
