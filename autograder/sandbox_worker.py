@@ -286,7 +286,10 @@ def isolate(config: dict) -> list[str]:
     done = []
     libc = _libc()
     uid, gid = config.get("uid"), config.get("gid")
-    hide = [p for p in config.get("hide", []) if os.path.lexists(p)]
+    hide = []
+    for p in sorted(config.get("hide", [])):  # a path inside one already masked is hidden with it
+        if os.path.lexists(p) and not any(p.startswith(h.rstrip(os.sep) + os.sep) for h in hide):
+            hide.append(p)
     if os.geteuid() == 0 and config.get("namespaces", True):
         try:
             _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC), "unshare")
