@@ -187,6 +187,8 @@ class Sandbox:
         self._out_thread: threading.Thread | None = None
         self._out = bytearray()
         self._starting: threading.Thread | None = None
+        self._started = threading.Event()    # the background start is over (ok or not)
+        self._released = threading.Event()   # the child the background thread started is gone
         self._start_error: BaseException | None = None
         self._extra_timeout: float | None = None
         self._broken: str | None = None
@@ -194,18 +196,23 @@ class Sandbox:
 
     # --- life cycle
     def start_in_background(self) -> None:
-        """Start the child (and run the cells) in a thread, so several start at once."""
+        """Start the child (and run the cells) in a thread, so several start at once. The thread
+        then waits until that child is killed: the child asks for SIGKILL when its parent ends
+        (PR_SET_PDEATHSIG), and for the kernel its parent is the *thread* that started it."""
         def run():
             try:
                 self._ensure_started()
             except BaseException as e:  # reported on first use
                 self._start_error = e
+            finally:
+                self._started.set()
+            self._released.wait()
         self._starting = threading.Thread(target=run, daemon=True)
         self._starting.start()
 
     def _ensure_started(self) -> None:
         if self._starting is not None and threading.current_thread() is not self._starting:
-            self._starting.join()
+            self._started.wait()
             self._starting = None
             if self._start_error is not None:
                 err, self._start_error = self._start_error, None
@@ -291,6 +298,7 @@ class Sandbox:
 
     def kill(self) -> None:
         """Kill the child and everything it started; wait for it."""
+        self._released.set()  # the background starter may end now (see start_in_background)
         with self._lock:
             proc, self.proc = self.proc, None
             if proc is None:
@@ -314,9 +322,11 @@ class Sandbox:
 
     def close(self) -> SandboxReport:
         if self._starting is not None:
+            self._started.wait()
+        self.kill()
+        if self._starting is not None:
             self._starting.join()
             self._starting = None
-        self.kill()
         self.report.output = self._out.decode("utf-8", errors="replace")
         return self.report
 
