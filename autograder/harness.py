@@ -245,6 +245,8 @@ class Grader:
         run_id = secrets.token_hex(8)
         submission = Submission.load(Path(path), self.assignment, student)
         budget = Budget(self.limits.submission_timeout)
+        if out_dir is not None:  # made before any sandbox starts, so it is masked like the rest
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
         masked = hidden_paths([Path(path).resolve().parent, *( [Path(out_dir).resolve()] if out_dir else []), *hide])
         needed = {_notebook_of(CHECKS_DIR / m) for m in select} if select else None
         boxes: dict[str, Sandbox] = {}
@@ -308,7 +310,8 @@ def grade_batch(folder: Path, out: Path, limits: Limits | None = None, progress:
     entries = entries[shard[0]::shard[1]]
     grader = Grader(limits=limits)
     results, failures = [], {}
-    others = [Path(folder).resolve()]
+    out.mkdir(parents=True, exist_ok=True)
+    others = [Path(folder).resolve(), Path(out).resolve()]  # the class's hand-ins and results
     for entry in tqdm(entries, desc="grading", unit="submission", disable=not progress, file=sys.stderr):
         name = entry.stem if entry.is_file() else entry.name
         try:
