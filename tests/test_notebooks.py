@@ -1,0 +1,104 @@
+"""The notebooks run top to bottom in a real kernel (nbclient, kernel python3).
+
+* The student version (release/cnn2d): the only errors are NotImplementedError, raised by the
+  stubs of the answer cells (when the cell runs, or when a later cell calls the stubbed code), and
+  every test cell fails that way.
+* The instructor version (source/cnn2d) under CNN2D_FAST=1: no error, nothing on stderr in a test
+  cell (nbgrader scores such a cell 0), and every test cell's hidden part gives full points.
+
+Each notebook is executed once (module-scoped fixtures); about 2-3 minutes in all, most of it the
+hidden checks of Problems 1, 7 and 8.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "source" / "cnn2d"
+RELEASE = ROOT / "release" / "cnn2d"
+NOTEBOOKS = ("01_scratch_cnn", "02_keras", "03_theory")
+BRIDGE = ROOT / "autograder" / "nbgrader_bridge.py"
+
+
+def execute(path: Path, cwd: Path, **env: str):
+    """Run a notebook with errors allowed; returns the executed notebook."""
+    nb = nbformat.read(path, as_version=4)
+    saved = {k: os.environ.get(k) for k in (*env, "PYTHONPATH", "MNIST_PATH", "MPLBACKEND")}
+    os.environ.update(env)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved["PYTHONPATH"]]))
+    os.environ.setdefault("MNIST_PATH", "offline")  # never the network
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb
+
+
+def meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+def errors(cell) -> list:
+    return [o for o in cell.get("outputs", []) if o.output_type == "error"]
+
+
+@pytest.fixture(scope="module", params=NOTEBOOKS)
+def release_run(request):
+    return request.param, execute(RELEASE / f"{request.param}.ipynb", RELEASE)
+
+
+@pytest.fixture(scope="module", params=NOTEBOOKS)
+def source_run(request):
+    if not BRIDGE.exists():
+        pytest.skip("autograder/nbgrader_bridge.py does not exist yet: the hidden tests cannot run")
+    return request.param, execute(SOURCE / f"{request.param}.ipynb", SOURCE, CNN2D_FAST="1")
+
+
+def test_release_fails_only_with_not_implemented(release_run):
+    name, nb = release_run
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        where = f"{name} cell {i} ({meta(cell).get('grade_id', 'ordinary')})"
+        for err in errors(cell):
+            assert err.ename == "NotImplementedError", f"{where}: {err.ename}: {err.evalue}"
+        if meta(cell).get("solution") and "\nraise NotImplementedError()" in "\n" + cell.source:
+            assert errors(cell), f"{where}: the top-level stub should raise NotImplementedError"
+        if meta(cell).get("grade_id", "").startswith("setup"):
+            assert not errors(cell), f"{where}: the setup cell must run in the student version"
+    graded = [c for c in nb.cells if c.cell_type == "code" and meta(c).get("grade")]
+    assert graded and all(errors(c) for c in graded), \
+        f"{name}: every test cell should fail (NotImplementedError) while nothing is answered"
+
+
+def test_source_runs_clean_with_full_points(source_run):
+    name, nb = source_run
+    graded = 0
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        gid = meta(cell).get("grade_id", "ordinary")
+        where = f"{name} cell {i} ({gid})"
+        errs = errors(cell)
+        assert not errs, f"{where}: {errs[0].ename}: {errs[0].evalue}" if errs else ""
+        if meta(cell).get("grade"):
+            graded += 1
+            stderr = [o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
+            assert not stderr, f"{where} wrote to stderr (nbgrader would score it 0): {stderr[0][:300]}"
+            results = [o for o in cell.outputs if o.output_type == "execute_result"]
+            assert results, f"{where}: the hidden tests should leave the points as the cell's result"
+            earned = float(results[-1].data["text/plain"])
+            report = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+            assert earned == meta(cell)["points"], f"{where}: {earned} of {meta(cell)['points']} points\n{report[-2000:]}"
+    assert graded, f"{name}: no test cells ran"
