@@ -33,6 +33,9 @@ def backward_diagnosis(dx, x, pool, stride, d, expected) -> str:
     if close(dx, expected * (ph * pw)):
         return f"d_out is not divided by the window size: each of the {ph * pw} cells gets d_out / {ph * pw}"
     windows = d.size
+    if not np.any(dx) and np.any(expected):
+        return ("d_x is all zeros: average pooling has no mask (an equality test such as x == mean almost never "
+                "matches); every cell of window (i, j) gets d_out[n, c, i, j] / (ph * pw)")
     if np.count_nonzero(dx) <= windows < expected.size and np.count_nonzero(expected) > windows:
         return ("only one cell per window received gradient, as in max pooling: average pooling has no mask; "
                 "every cell of the window gets d_out / (ph * pw)")
