@@ -24,6 +24,10 @@ def nbgrader_env() -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("MPLBACKEND", "Agg")
+    # The course copy lives elsewhere (a temp folder): tell load_mnist where the offline test set is.
+    shared = ROOT.parent / "shared" / "data" / "mnist"
+    if shared.is_dir():
+        env.setdefault("CNN2D_MNIST_TEST_DIR", str(shared))
     return env
 
 
