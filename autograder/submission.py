@@ -53,6 +53,7 @@ class CellSpec:
 class NotebookSpec:
     name: str
     cells: list[CellSpec]
+    ordinary: frozenset[str] = frozenset()   # sources of the release's ordinary code cells (demos, plots)
 
     def by_id(self) -> dict[str, CellSpec]:
         return {c.grade_id: c for c in self.cells}
@@ -84,15 +85,17 @@ class Assignment:
         notebooks = {}
         for path in sorted(directory.glob("*.ipynb")):
             nb = nbformat.read(path, as_version=4)
-            cells = []
+            cells, ordinary = [], set()
             for cell in nb.cells:
                 meta = cell.metadata.get("nbgrader", {})
                 if "grade_id" not in meta:
+                    if cell.cell_type == "code":
+                        ordinary.add(cell.source.strip())
                     continue
                 gid = meta["grade_id"]
                 cells.append(CellSpec(gid, _kind(meta, cell.cell_type, gid), cell.cell_type, cell.source,
                                       meta.get("checksum"), float(meta.get("points", 0) or 0)))
-            notebooks[path.stem] = NotebookSpec(path.stem, cells)
+            notebooks[path.stem] = NotebookSpec(path.stem, cells, frozenset(ordinary))
         if not notebooks:
             raise CannotGrade(f"no release notebooks in {directory}: run `python3 tasks.py release` first")
         support = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == ".py")
@@ -283,7 +286,8 @@ def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: di
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
         if not isinstance(gid, str) or gid not in specs:
-            added += cell.get("cell_type") == "code" and bool(source.strip())
+            added += (cell.get("cell_type") == "code" and bool(source.strip())
+                      and source.strip() not in spec.ordinary)  # the release's own demo cells are not "added"
             continue
         want = specs[gid]
         seen[gid] = seen.get(gid, 0) + 1
