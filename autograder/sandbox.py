@@ -432,14 +432,14 @@ class Sandbox:
 
     def _decode_ref(self, o: dict) -> RemoteObject:
         return RemoteObject(self, int(o["__ref__"]), str(o.get("type", "object"))[:100],
-                            bool(o.get("callable", False)), self.generation)
+                            bool(o.get("callable", False)), self.generation, str(o.get("name") or "")[:100])
 
     def call(self, op: str, ref: int | None, name: str | None, args=(), kwargs=None,
-             timeout: float | None = None):
+             timeout: float | None = None, label: str = ""):
         self._ensure_started()
         (enc_args, enc_kwargs), arrays = self._codec.encode([list(args), dict(kwargs or {})])
         limit = timeout or self._extra_timeout or self.limits.call_timeout
-        what = f"`{name}`" if name else "the call"
+        what = f"`{name or label}`" if name or label else "the call"
         reply = self._request({"op": op, "ref": ref, "name": name, "args": enc_args, "kwargs": enc_kwargs},
                               arrays, limit, what)
         try:
@@ -463,11 +463,12 @@ class Sandbox:
 class RemoteObject:
     """A handle on an object that lives in the sandbox. Attribute reads, writes and calls run there."""
 
-    __slots__ = ("_sandbox", "_ref", "_type", "_callable", "_generation")
+    __slots__ = ("_sandbox", "_ref", "_type", "_callable", "_generation", "_name")
 
-    def __init__(self, sandbox: Sandbox, ref: int, type_name: str, is_callable: bool, generation: int):
+    def __init__(self, sandbox: Sandbox, ref: int, type_name: str, is_callable: bool, generation: int,
+                 name: str = ""):
         for k, v in (("_sandbox", sandbox), ("_ref", ref), ("_type", type_name),
-                     ("_callable", is_callable), ("_generation", generation)):
+                     ("_callable", is_callable), ("_generation", generation), ("_name", name)):
             object.__setattr__(self, k, v)
 
     def _live(self) -> Sandbox:
@@ -485,7 +486,8 @@ class RemoteObject:
         self._live().call("setattr", object.__getattribute__(self, "_ref"), name, (value,))
 
     def __call__(self, *args, **kwargs):
-        return self._live().call("call", object.__getattribute__(self, "_ref"), None, args, kwargs)
+        return self._live().call("call", object.__getattribute__(self, "_ref"), None, args, kwargs,
+                                 label=object.__getattribute__(self, "_name"))
 
     def __repr__(self) -> str:
         return f"<student object: {object.__getattribute__(self, '_type')}>"

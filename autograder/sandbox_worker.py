@@ -366,7 +366,11 @@ class Worker:
             name = type(obj).__name__ if not isinstance(obj, type) else f"class {obj.__name__}"
         except Exception:
             name = "object"
-        return {"__ref__": rid, "type": str(name)[:100], "callable": bool(callable(obj))}
+        ref = {"__ref__": rid, "type": str(name)[:100], "callable": bool(callable(obj))}
+        qualname = getattr(obj, "__qualname__", None) if ref["callable"] else None
+        if isinstance(qualname, str):
+            ref["name"] = qualname[:100]  # for messages: "`Flatten.forward` did not finish"
+        return ref
 
     def _resolve_ref(self, o: dict):
         try:
