@@ -71,7 +71,8 @@ def task_main() -> int:
 
 def task_test() -> int:
     # CNN2D_FAST shortens the training cells of the source notebooks (see source/cnn2d/mnist_data.py).
-    return run("-m", "pytest", "tests", *sys.argv[2:], extra_env={"CNN2D_FAST": "1"})
+    # pytest.ini's testpaths = tests: extra arguments may name single files instead.
+    return run("-m", "pytest", *sys.argv[2:], extra_env={"CNN2D_FAST": "1"})
 
 
 def task_bench() -> int:
