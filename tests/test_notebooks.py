@@ -2,7 +2,7 @@
 
 * The student version (release/cnn2d): the only errors are NotImplementedError, raised by the
   stubs of the answer cells (when the cell runs, or when a later cell calls the stubbed code), and
-  every test cell fails that way.
+  every visible-test cell fails that way.
 * The instructor version (source/cnn2d) under CNN2D_FAST=1: no error, nothing on stderr in a test
   cell (nbgrader scores such a cell 0), and every test cell's hidden part gives full points.
 
@@ -77,9 +77,9 @@ def test_release_fails_only_with_not_implemented(release_run):
             assert errors(cell), f"{where}: the top-level stub should raise NotImplementedError"
         if meta(cell).get("grade_id", "").startswith("setup"):
             assert not errors(cell), f"{where}: the setup cell must run in the student version"
-    graded = [c for c in nb.cells if c.cell_type == "code" and meta(c).get("grade")]
-    assert graded and all(errors(c) for c in graded), \
-        f"{name}: every test cell should fail (NotImplementedError) while nothing is answered"
+    visible = [c for c in nb.cells if meta(c).get("grade_id", "").endswith("_visible")]
+    assert visible and all(errors(c) for c in visible), \
+        f"{name}: every visible-test cell should fail (NotImplementedError) while nothing is answered"
 
 
 def test_source_runs_clean_with_full_points(source_run):

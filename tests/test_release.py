@@ -170,7 +170,12 @@ def test_source_cells_follow_the_conventions(notebook):
             assert tail == ["### BEGIN HIDDEN TESTS", "from autograder.nbgrader_bridge import run_checks",
                             f'run_checks({problem}, "{notebook}", globals())', "### END HIDDEN TESTS"], \
                 f"{notebook}/{gid}: the hidden tests must be the last lines"
+            code = [ln for ln in text.splitlines()[:-4] if ln.strip() and not ln.lstrip().startswith("#")]
+            assert not code, f"{notebook}/{gid}: a graded cell holds only the hidden part (visible asserts go in {gid[:-6]}_visible)"
             assert meta["locked"] and not meta["solution"]
+            before = nb["cells"][nb["cells"].index(cell) - 1]
+            assert nbgrader_meta(before).get("grade_id") == gid.replace("_tests", "_visible"), \
+                f"{notebook}/{gid}: the visible tests should be in the cell just above"
         elif meta.get("solution") and cell["cell_type"] == "code":
             assert not meta["grade"] and not meta["locked"] and "### BEGIN SOLUTION" in text, gid
         elif meta.get("solution"):
