@@ -2,7 +2,7 @@
 
 The classifier is fitted ONCE per grading run (the result is cached per sandbox, see
 ``training``): ``Scratch2dCNNClassifier(random_state=0).fit(X_train, y_train)`` on 2,000 MNIST
-images within 90 s, then ``predict`` on 1,000 held-out images within 30 s. The held-out labels
+images within 120 s (the notebook asks for well under a minute: the rest is headroom for a busy grader), then ``predict`` on 1,000 held-out images within 30 s. The held-out labels
 never leave this process; the accuracy is computed here.
 
 Every point of this problem is gated on a held-out accuracy clearly above chance (>= 0.30), so a
@@ -28,7 +28,7 @@ from autograder.checks.helpers import as_array, require, short, type_name
 PROBLEM = 7
 NOTEBOOK = "01_scratch_cnn"
 
-FIT_SECONDS = 90
+FIT_SECONDS = 120
 PREDICT_SECONDS = 30
 GATE = 0.30
 BANDS = ((0.90, 1.0), (0.85, 0.85), (0.80, 0.7), (0.70, 0.5), (0.50, 0.3), (0.30, 0.1))
@@ -136,7 +136,7 @@ def nan_note(t: Training) -> str:
 
 
 @pytest.mark.check(points=11, name="held-out accuracy after fit on 2,000 images",
-                   hint="train for enough epochs within 90 s with a sensible learning rate; check the softmax/cross-entropy gradient and that every layer's update runs")
+                   hint="train for enough epochs within 120 s (aim for well under a minute) with a sensible learning rate; check the softmax/cross-entropy gradient and that every layer's update runs")
 def check_heldout_accuracy(student, grading_data, request, partial):
     t = training(student, grading_data, request)
     gate(t)
