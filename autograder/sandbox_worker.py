@@ -234,13 +234,17 @@ def _private_scratch(libc, config: dict) -> list[str]:
     sandbox's mount namespace. What the student writes there is bounded (disk and RAM: a tmpfs in
     /dev/shm is memory that no RLIMIT_AS counts), cannot be left behind for anyone else (a later
     sandbox, a later student's output folder) and is freed when the sandbox's last process dies.
-    The sandbox's own working folder, if it lives in one of them, is recreated inside with its files.
-    A folder that holds the Python installation is left alone."""
+    The sandbox's own working folder, if it lives in one of them, is recreated inside with its files;
+    the parts of this interpreter's installation that live in one (a virtualenv in /tmp) are bound
+    back. Only those count: the child runs `python -I`, so the harness's own sys.path entries (its
+    script folder, PYTHONPATH) are never imported here and must not keep a folder shared."""
     size = int(config.get("scratch_bytes") or 0)
     if size <= 0:
         return []
     workdir = config.get("workdir")
-    exposed = [os.path.realpath(p) for p in config.get("expose", [])] + [os.path.realpath(sys.executable)]
+    needed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+                                            *sys.path[1:])  # sys.path[0] is the working folder
+              if p and os.path.isdir(p)}
     saved = {}
     if workdir and os.path.isdir(workdir):
         for name in os.listdir(workdir):  # the worker and the release's support files: a few small files
@@ -250,10 +254,21 @@ def _private_scratch(libc, config: dict) -> list[str]:
                     saved[name] = (f.read(), os.stat(path).st_mode & 0o777)
     covered = []
     for folder in dict.fromkeys(os.path.realpath(p) for p in SCRATCH_DIRS):
-        if not os.path.isdir(folder) or any(p == folder or p.startswith(folder + os.sep) for p in exposed):
+        if not os.path.isdir(folder) or folder in needed:
             continue
-        _check(libc.mount(b"tmpfs", folder.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
-                          f"size={size},mode=1777".encode()), f"scratch {folder}")
+        inside = sorted(p for p in needed if p.startswith(folder + os.sep))
+        inside = [p for p in inside if not any(p.startswith(q + os.sep) for q in inside)]  # outermost only
+        handles = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in inside}  # reachable once covered
+        try:
+            _check(libc.mount(b"tmpfs", folder.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                              f"size={size},mode=1777".encode()), f"scratch {folder}")
+            for path, fd in handles.items():
+                os.makedirs(path, exist_ok=True)
+                _check(libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None),
+                       f"keep {path}")
+        finally:
+            for fd in handles.values():
+                os.close(fd)
         covered.append(folder)
     if workdir and not os.path.isdir(workdir):
         os.makedirs(workdir, mode=0o700)
