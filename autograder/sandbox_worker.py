@@ -210,10 +210,10 @@ def _expose(libc, paths: list[str], workdir: str | None) -> None:
     stage = os.path.join(workdir, ".stage")
     os.makedirs(stage, exist_ok=True)
     _check(libc.mount(b"tmpfs", stage.encode(), b"tmpfs", 0, b"size=4k,mode=0700"), "stage")
-    for ancestor, needed in closed.items():
+    for i, (ancestor, needed) in enumerate(closed.items()):
         staged = []
         for j, path in enumerate(needed):
-            tmp = os.path.join(stage, str(len(staged)) + "-" + str(j))
+            tmp = os.path.join(stage, f"{i}-{j}")  # unique over all ancestors
             os.makedirs(tmp)
             _check(libc.mount(path.encode(), tmp.encode(), None, MS_BIND | MS_REC, None), f"stage {path}")
             staged.append((tmp, path))
