@@ -52,17 +52,20 @@ def naive_forward_backward(x, w, b, stride, pad, d_out):
     return out, dxp[:, :, pad:pad + H, pad:pad + W], dw, d_out.sum(axis=(0, 2, 3))
 
 
-def best_of(fn, repeats):
-    fn()  # warm-up (tf.function tracing, caches)
-    times = []
+def best_of(fns, repeats):
+    """Best time of each function, the runs interleaved so that a busy machine slows all alike."""
+    for fn in fns:
+        fn()  # warm-up (tf.function tracing, caches)
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
 
 
-def main(repeats: int = 5, naive_limit: int = 2) -> list[dict]:
+def main(repeats: int = 30, naive_limit: int = 2) -> list[dict]:
     import tensorflow as tf
 
     from autograder.solutions import solution_module
@@ -95,9 +98,8 @@ def main(repeats: int = 5, naive_limit: int = 2) -> list[dict]:
             return tape.gradient(loss, [xt, wt, bt])
 
         tf_graph = tf.function(tf_step)
-        t_ref = best_of(ref, repeats)
-        t_tf = best_of(lambda: [g.numpy() for g in tf_step()], repeats)
-        t_tfg = best_of(lambda: [g.numpy() for g in tf_graph()], repeats)
+        t_ref, t_tf, t_tfg = best_of([ref, lambda: [g.numpy() for g in tf_step()],
+                                      lambda: [g.numpy() for g in tf_graph()]], repeats)
         n_small = min(N, naive_limit)
         t0 = time.perf_counter()
         naive_forward_backward(x[:n_small].astype(np.float64), layer.weights.astype(np.float64),
@@ -117,6 +119,6 @@ def main(repeats: int = 5, naive_limit: int = 2) -> list[dict]:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--naive-limit", type=int, default=2, help="samples the naive loops are timed on")
     main(**vars(ap.parse_args()))
