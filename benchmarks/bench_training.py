@@ -78,7 +78,7 @@ def lenet(train, test, label, epochs, batch_size):
     return acc, fit_s
 
 
-def main(skip_fashion=False, skip_lenet=False, lenet_epochs=20, lenet_batch=32):
+def main(skip_fashion=False, skip_lenet=False, lenet_epochs=30, lenet_batch=32):
     from mnist_data import load_mnist
 
     train, test = load_mnist()
@@ -100,6 +100,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-fashion", action="store_true")
     ap.add_argument("--skip-lenet", action="store_true")
-    ap.add_argument("--lenet-epochs", type=int, default=20)
+    ap.add_argument("--lenet-epochs", type=int, default=30)
     ap.add_argument("--lenet-batch", type=int, default=32)
     main(**vars(ap.parse_args()))
