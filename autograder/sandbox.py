@@ -257,7 +257,11 @@ class Sandbox:
                   "expose": sorted({sys.prefix, sys.base_prefix, *sys.path[1:]} - {""})}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0",
-               "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+               # One BLAS thread per sandbox: several sandboxes and the harness share the cores, and
+               # spinning OpenBLAS threads made a 4 s fit take 80 s on a busy 2-core machine.
+               "OMP_NUM_THREADS": os.environ.get("CNN2D_SANDBOX_THREADS", "1"),
+               "OPENBLAS_NUM_THREADS": os.environ.get("CNN2D_SANDBOX_THREADS", "1"),
+               "MKL_NUM_THREADS": os.environ.get("CNN2D_SANDBOX_THREADS", "1")}
         import json
 
         self.proc = subprocess.Popen(

@@ -126,9 +126,7 @@ BUGS = [
     Bug("init_lecun_scale", 1, "He initialisation", r"sqrt\(2 / \(C \* k \* k\)\)",
         "weights ~ N(0, 1 / (C k k)) (LeCun / 'Xavier' scale): std = He / sqrt(2)",
         patches=((C1, "np.sqrt(2.0 / (in_channels * kernel_size * kernel_size))",
-                  "np.sqrt(1.0 / (in_channels * kernel_size * kernel_size))"),),
-        missed="check_init_scale accepts a standard deviation from 0.5 to 2 times He's, so N(0, 1/fan_in) "
-               "(0.71 x He) passes, as do Glorot N(0, 2/(fan_in + fan_out)) (0.58 x) and fan_out scaling (0.71 x)"),
+                  "np.sqrt(1.0 / (in_channels * kernel_size * kernel_size))"),)),
     Bug("dweights_accumulated_across_calls", 1, "repeated calls give the same results", r"doubled",
         "self.d_weights += ... (never reset between backward calls)",
         patches=((C1, "self.d_weights = (d_mat @ cols.T)", "self.d_weights = self.d_weights + (d_mat @ cols.T)"),)),
@@ -271,9 +269,7 @@ CORRECT = [
             patches=((C7, "            self.accuracy_history_.append(correct / N)\n",
                       "            self.accuracy_history_.append(correct / N)\n"
                       "            if correct / N > 0.95:  # good enough: stop early\n"
-                      "                break\n"),),
-            misjudged="check_histories requires len(loss_history_) == epochs, so a classifier that stops early "
-                      "(one value per epoch it ran) loses 2 points with 'append once per epoch (not per batch)'"),
+                      "                break\n"),)),
 ]
 
 # Layer bugs graded again with Problem 7: True = the classifier still learns well, Problem 7 keeps its
@@ -349,7 +345,7 @@ def test_catalogue_size_and_coverage():
     assert len(BUGS) >= 25 and len(CORRECT) >= 8
     assert len({b.name for b in BUGS}) == len(BUGS) and len({v.name for v in CORRECT}) == len(CORRECT)
     assert {b.problem for b in BUGS} == {1, 2, 3, 4, 5, 6, 7, 8, 10}
-    assert sum(C7 in v.cells and not v.misjudged for v in CORRECT) <= 2
+    assert sum(C7 in v.cells and not v.misjudged for v in CORRECT) <= 3  # each one trains: keep the module fast
     assert set(LAYER_BUGS_IN_PROBLEM_7) <= set(BUG_BY_NAME)
     assert all(BUG_BY_NAME[n].cells <= set(DEPENDENTS) for n in LAYER_BUGS_IN_PROBLEM_7)
     assert set(LAYER_BUGS_IN_PROBLEM_7.values()) == {True, False}  # both outcomes are shown
@@ -393,16 +389,6 @@ def test_declared_dependencies_match_the_solutions():
 
 
 # ----------------------------------------------------------------------------- grading
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """The sandboxes of this module run numpy with one BLAS thread (the sandbox passes OMP_NUM_THREADS on,
-    default 2). No result depends on it (the classifiers reach the same held-out accuracies with 1, 2 and
-    4 threads), but on a busy 2-core machine two spinning OpenBLAS threads per sandbox made the source
-    classifier's fit 5-7 times slower (up to 86 s of its 90 s limit), so a catalogue entry could have
-    failed on the time limit instead of on its bug."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OMP_NUM_THREADS", "1")
-        yield
 
 
 def xfail(reason: str):

@@ -4,8 +4,8 @@ tests/fixtures/hostile/, and the expectations in ``SCENARIOS`` below.
 Every scenario is graded by one ``Grader`` with tight limits, on the affected notebook's checks only,
 and must end with
 - no point the answer did not earn: each problem the cheat touches scores at most ``at_most``
-  (a cheat holds no real implementation, so any point it gets is leaked; the known holes of the
-  hidden checks, ``VACUOUS``, are asserted apart by ``test_known_hole``, xfail strict), and every
+  (a cheat holds no real implementation, so any point it gets is leaked; the checks of properties a
+  no-op also has, ``VACUOUS``, are held to it apart by ``test_known_hole``), and every
   other problem of the selection scores exactly what the honest solution scores (``baseline``);
 - no points invented: the possible points are those of the release's test cells;
 - a clear message: ``message`` matches the feedback (checks, findings, cell errors, output);
@@ -89,13 +89,13 @@ class Scenario:
 S = Scenario
 NB1, NB3 = "01_scratch_cnn", "03_theory"
 
-# Known holes in the hidden checks (autograder/checks, not the sandbox): these checks award their
-# points to an answer that computes nothing. A layer that keeps whatever it is given, reports zero
-# gradients and returns a constant passes the Problem 1 ones; a Conv2d that replays the worked
-# example passes the Problem 2 ones; any function returning an int passes the Problem 3 one.
-# test_scenario subtracts what they give before comparing with at_most (so every other check must
-# hold); test_known_hole asserts the real bound and is xfail(strict=True) until they are gated on a
-# working answer.
+# Checks of properties that an answer computing nothing also has: a layer that keeps whatever it is
+# given, reports zero gradients and returns a constant keeps its parameters and repeats itself; a
+# Conv2d that replays the worked example reproduces it; any function returning an int returns an
+# int. These were holes (found by this catalogue); each is now gated on a working answer (see
+# `working` in check_p01, `real_convolution` in check_p02, the value gate in check_p03).
+# test_scenario sets their points apart before comparing with at_most; test_known_hole holds them
+# to the real bound, so a hole that reopens fails it.
 VACUOUS = {
     1: {"Problem 1: backward leaves weights and biases unchanged",
         "Problem 1: update(learning_rate) applies one SGD step",
@@ -553,9 +553,6 @@ def measured_report():
 
 
 @pytest.mark.parametrize("scenario", scenario_params([s for s in SCENARIOS if s.hole]))
-@pytest.mark.xfail(strict=True, reason="known holes in the hidden checks (autograder/checks, not the sandbox): "
-                                       "the VACUOUS checks award points to answers that compute nothing; "
-                                       "see docs/hostile.md")
 def test_known_hole(scenario, hostile_grader, solution_dir, tmp_path):
     result = RESULTS.get(scenario.name) or grade_scenario(scenario, hostile_grader, solution_dir, tmp_path)[0]
     got = scores(result)

@@ -93,16 +93,33 @@ def compare(value, expected, what, accepted, flipped=None):
 
 
 # ----------------------------------------------------------------------------- your Conv2d
+def real_convolution(student, rng, oracle, what: str) -> None:
+    """A Conv2d that only replays the worked example would pass the three checks below: their points
+    need the same computation to be right on a random stride-1, unpadded case too."""
+    from autograder.checks import check_p01_conv2d as p1
+
+    x, w, b, d = p1.make_case(rng, 2, 2, 5, 6, 3, 3, 1, 0)
+    verify = {"forward": p1.verify_forward, "d_x": p1.verify_dx, "d_weights": p1.verify_dweights}[what]
+    args = (student, oracle, x, w, b, 1, 0) + ((d,) if what != "forward" else ())
+    try:
+        verify(*args)
+    except AssertionError as e:
+        raise AssertionError(f"Your Conv2d's {what} must also be right on inputs other than the example "
+                             f"(stride 1, no padding): {e}") from None
+
+
 @pytest.mark.check(points=1, name="your Conv2d reproduces the example's forward output",
                    hint="with the two given filters and zero biases, forward(x) must give -4 everywhere in map 0 and +1 in map 1")
-def check_layer_forward(student):
+def check_layer_forward(student, rng, oracle):
+    real_convolution(student, rng, oracle, "forward")
     out = small_layer(student).forward(X)
     compare(out, SMALL_OUT, "Conv2d.forward on the example", ACCEPTED["small_out"], FLIPPED_OUT)
 
 
 @pytest.mark.check(points=1, name="your Conv2d reproduces the example's d_x",
                    hint="each delta[f, i, j] is sent back through filter f onto the 3x3 input window it came from")
-def check_layer_dx(student):
+def check_layer_dx(student, rng, oracle):
+    real_convolution(student, rng, oracle, "d_x")
     layer = small_layer(student)
     layer.forward(X)
     dx = layer.backward(DELTA)
@@ -111,7 +128,8 @@ def check_layer_dx(student):
 
 @pytest.mark.check(points=1, name="your Conv2d reproduces the example's d_weights and d_biases",
                    hint="d_weights[f] = sum over i, j of delta[f, i, j] * (the 3x3 window of x at (i, j)); d_biases[f] = sum of delta[f]")
-def check_layer_dweights_dbiases(student):
+def check_layer_dweights_dbiases(student, rng, oracle):
+    real_convolution(student, rng, oracle, "d_weights")
     layer = small_layer(student)
     layer.forward(X)
     layer.backward(DELTA)

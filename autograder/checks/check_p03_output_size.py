@@ -94,6 +94,9 @@ def check_returns_int(student):
     for args in ((28, 0, 3, 1), (7, 0, 3, 2), (5, 2, 3, 2), (6, 1, 4, 2)):
         value = call(student, *args)
         require(value is not None, f"calculate_output_size{args} returned None: is a `return` missing?")
+        expected = (args[0] + 2 * args[1] - args[2]) // args[3] + 1
+        require(value == expected, f"calculate_output_size{args} returned {short(value)}, expected {expected}: "
+                "the value must be right before its type counts")
         require(isinstance(value, int) and not isinstance(value, bool),
                 f"calculate_output_size{args} returned {short(value)} of type {type(value).__name__}, expected an int: "
                 "use integer floor division // (the / operator always gives a float).")
