@@ -52,6 +52,10 @@ class GradingData:
 _DATA: GradingData | None = None
 
 
+class GraderDataError(Exception):
+    """The harness could not load its own data: the instructor's problem, never the student's."""
+
+
 def load_mnist_helper():
     """The course's own ``load_mnist`` (source/cnn2d/mnist_data.py), loaded by path."""
     spec = importlib.util.spec_from_file_location("cnn2d_mnist_data", SOURCE_DIR / "mnist_data.py")
@@ -64,7 +68,10 @@ def grading_data(n_train: int = 2000, n_heldout: int = 1000, seed: int = 2024) -
     """A fixed, class-balanced-by-chance sample: the same for every student of a run."""
     global _DATA
     if _DATA is None:
-        (X, y), (Xt, yt) = load_mnist_helper()()
+        try:
+            (X, y), (Xt, yt) = load_mnist_helper()()
+        except Exception as e:
+            raise GraderDataError(str(e)) from None
         rng = np.random.default_rng(seed)
         tr = rng.choice(len(X), size=min(n_train, len(X)), replace=False)
         te = rng.choice(len(Xt), size=min(n_heldout, len(Xt)), replace=False)
@@ -76,6 +83,9 @@ def grading_data(n_train: int = 2000, n_heldout: int = 1000, seed: int = 2024) -
 # ----------------------------------------------------------------------------- messages
 def describe_failure(exc: BaseException) -> str:
     """The student-facing sentence for whatever stopped a check."""
+    if isinstance(exc, GraderDataError):
+        return ("Not graded: the grader could not load its MNIST data, which is not your fault. "
+                f"Instructor: {str(exc)[:800]}")
     if isinstance(exc, NotImplementedAnswer):
         return "Not implemented yet: your answer still raises NotImplementedError."
     if isinstance(exc, MissingAnswer):
