@@ -148,6 +148,29 @@ def kill_uid(uid: int) -> None:
         time.sleep(0.02)
 
 
+# ----------------------------------------------------------------------------- what the sandbox sees
+SYSTEM_ROOTS = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "sys",
+                "tmp", "usr", "var", "nix", "snap"}
+
+
+def _installation_paths() -> list[str]:
+    """The interpreter's own folders (prefix, base prefix, stdlib, site-packages): bound back into the
+    sandbox's view; never the repository or anything else on the harness's sys.path."""
+    roots = [os.path.realpath(p) for p in {sys.prefix, sys.base_prefix}]
+    paths = {sys.prefix, sys.base_prefix}
+    for p in sys.path[1:]:
+        if p and any(os.path.realpath(p) == r or os.path.realpath(p).startswith(r + os.sep) for r in roots):
+            paths.add(p)
+    return sorted(paths)
+
+
+def _covered_roots() -> list[str]:
+    """Top-level folders that are not the operating system's (/work, /home, /root, /opt, /srv, a data
+    mount ...): the sandbox sees them empty, apart from the Python installation bound back in."""
+    return sorted(str(p) for p in Path("/").iterdir()
+                  if p.name not in SYSTEM_ROOTS and p.is_dir() and not p.is_symlink())
+
+
 # ----------------------------------------------------------------------------- the sandbox
 @dataclass
 class Cell:
@@ -254,7 +277,7 @@ class Sandbox:
                   "uid": self.uid, "gid": self.uid, "hide": self.hide if self.limits.isolate else [],
                   "namespaces": self.limits.isolate, "workdir": self.workdir,
                   "scratch_bytes": self.limits.scratch_bytes if self.limits.isolate else 0,
-                  "expose": sorted({sys.prefix, sys.base_prefix, *sys.path[1:]} - {""})}
+                  "expose": _installation_paths(), "cover": _covered_roots() if self.limits.isolate else []}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0",
                # One BLAS thread per sandbox: several sandboxes and the harness share the cores, and

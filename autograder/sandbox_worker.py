@@ -192,19 +192,28 @@ def _check(rc: int, what: str) -> None:
         raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
 
 
-def _expose(libc, paths: list[str], workdir: str | None) -> None:
-    """Make ``paths`` (the Python installation) reachable for the sandbox user when one of their
-    ancestors is closed to others (e.g. a pyenv under a 0700 /root): inside the mount namespace,
-    lay an open tmpfs over that ancestor and bind the needed paths back into it. Everything
-    else under that ancestor (caches, datasets, keys) stays out of sight."""
+def _expose(libc, paths: list[str], workdir: str | None, cover: list[str] = ()) -> None:
+    """Lay an open, empty tmpfs over every folder of ``cover`` (the top-level folders that are not the
+    system's: other checkouts, home folders, data) and over any ancestor of ``paths`` that is closed to
+    others (e.g. a pyenv under a 0700 /root), then bind ``paths`` (the Python installation) back into
+    it. Inside the mount namespace the sandbox sees the system, its interpreter and its own folders,
+    and nothing else of the machine's: no other checkout of the checks, no copy of the data."""
+    real = sorted(dict.fromkeys(os.path.realpath(p) for p in paths if os.path.isdir(p)))
+    real = [p for p in real if not any(p.startswith(q + os.sep) for q in real if q != p)]  # outermost only
+    here = os.path.realpath(workdir) if workdir else ""
+    covers = {c for c in (os.path.realpath(c) for c in cover)
+              if c != "/" and os.path.isdir(c) and not (here == c or here.startswith(c + os.sep))}
     closed: dict[str, list[str]] = {}
-    for path in dict.fromkeys(os.path.realpath(p) for p in paths if os.path.isdir(p)):
+    for path in real:
         parts = path.split(os.sep)
         for i in range(2, len(parts) + 1):
             ancestor = os.sep.join(parts[:i])
-            if os.path.isdir(ancestor) and not os.stat(ancestor).st_mode & 0o001:
+            if ancestor in covers or (os.path.isdir(ancestor) and not os.stat(ancestor).st_mode & 0o001):
                 closed.setdefault(ancestor, []).append(path)
                 break
+    for c in sorted(covers):
+        if not any(c == a or c.startswith(a + os.sep) for a in closed):
+            closed[c] = []
     if not closed or not workdir:
         return
     stage = os.path.join(workdir, ".stage")
@@ -322,7 +331,7 @@ def isolate(config: dict) -> list[str]:
             scratch = _private_scratch(libc, config)
             if scratch:
                 done.append("private scratch " + ", ".join(scratch))
-            _expose(libc, config.get("expose", []), config.get("workdir"))
+            _expose(libc, config.get("expose", []), config.get("workdir"), config.get("cover", []))
         except OSError as e:
             # Fail closed: as root we promised masks; without them the checks would be readable.
             raise RuntimeError(f"could not isolate the sandbox: {e}") from None
