@@ -10,7 +10,6 @@ scratch CNN's figure is reported. The models and their defaults come from the so
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import sys
 import time
@@ -26,19 +25,14 @@ os.environ.setdefault("MNIST_PATH", "offline")
 FASHION = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 
 
-def read_idx(path: Path) -> np.ndarray:
-    data = gzip.open(path, "rb").read()
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def fashion():
     files = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
              "t10k-labels-idx1-ubyte.gz"]
     if not all((FASHION / f).exists() for f in files):
         return None
-    a, b, c, d = (read_idx(FASHION / f) for f in files)
+    from mnist_data import _read_idx  # the course's own IDX reader (same format as MNIST)
+
+    a, b, c, d = (_read_idx(FASHION / f) for f in files)
     return (a, b.astype(np.int64)), (c, d.astype(np.int64))
 
 
