@@ -13,21 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENT = "cnn2d"
+from autograder.course import ASSIGNMENT, ROOT
 
 
 def nbgrader_env() -> dict[str, str]:
+    """What ``source .venv/bin/activate`` gives: this environment's bin/ first on PATH (nbgrader
+    shells out to ``alembic``). Nothing else: the package is installed, the kernel registered."""
     env = dict(os.environ)
-    bindir = str(Path(sys.executable).parent)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")  # nbgrader shells out to alembic
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env.setdefault("MPLBACKEND", "Agg")
-    # The course copy lives elsewhere (a temp folder): tell load_mnist where the offline test set is.
-    shared = ROOT.parent / "shared" / "data" / "mnist"
-    if shared.is_dir():
-        env.setdefault("CNN2D_MNIST_TEST_DIR", str(shared))
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
 
 

@@ -18,23 +18,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-ASSIGNMENT = "cnn2d"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _env(root: Path) -> dict[str, str]:
-    """nbgrader shells out to ``alembic``: the venv's bin/ must be on PATH."""
-    env = dict(os.environ)
-    bins = [str(Path(sys.executable).parent)]
-    if (root / ".venv" / "bin").is_dir():
-        bins.insert(0, str(root / ".venv" / "bin"))
-    env["PATH"] = os.pathsep.join(bins + [env.get("PATH", "")])
-    return env
+from autograder.course import ASSIGNMENT, ROOT
+from autograder.nbgrader_autograde import nbgrader_env
 
 
 def _run_nbgrader(course: Path) -> None:
     cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN"]
-    proc = subprocess.run(cmd, cwd=course, env=_env(course), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=course, env=nbgrader_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"`{' '.join(cmd[2:])}` failed in {course} (exit {proc.returncode}):\n"
                            f"{proc.stdout}\n{proc.stderr}")
