@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 writes DIR/results.json (Gradescope format: score, execution_time, output, tests[] with name, score,
 max_score, status, output, visibility; extra_data.run_id is this run's nonce), DIR/feedback.md and
-DIR/feedback.html for the student. Problems 9 and 11 are listed as pending, with their max_score.""",
+DIR/feedback.html for the student. Problems 9 and 11 are graded by hand: they are not tests of results.json
+(not in its score); the student's text is in its output and extra_data.manual_answers.""",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", help="a folder with the cnn2d notebooks, one notebook, or a .zip of them")
     p.add_argument("--out", required=True, metavar="DIR", help="where results.json and the feedback go")
@@ -190,8 +191,9 @@ DIR/feedback.html for the student. Problems 9 and 11 are listed as pending, with
     p.add_argument("-q", "--quiet", action="store_true")
     limits(p)
 
-    p = sub.add_parser("validate", help="for students: which cells the grader runs, and do they run?")
-    p.add_argument("path", help="your notebook folder or one notebook")
+    p = sub.add_parser("validate", help="what is unfinished, per problem (nbgrader's validator, as the "
+                       "students' Validate button runs it)")
+    p.add_argument("path", help="a notebook folder or one notebook")
     limits(p)
 
     sub.add_parser("release", help="generate release/cnn2d from source/cnn2d with nbgrader")

@@ -62,7 +62,11 @@ def test_results_json_is_gradescope_format(full_result, tmp_path):
     for t in data["tests"]:
         assert set(t) >= {"name", "score", "max_score", "status", "output", "visibility"}
         assert t["name"].startswith("Problem ")
-    assert sum(t["max_score"] for t in data["tests"]) == 100
+        assert t["status"] == "passed" and t["score"] == t["max_score"], t
+    # Only autograded checks are tests: Problems 9 and 11 are manual questions on Gradescope.
+    assert not any(t["name"].startswith(("Problem 9:", "Problem 11:")) for t in data["tests"])
+    assert sum(t["max_score"] for t in data["tests"]) == 86
+    assert data["extra_data"]["graded"] is True and data["extra_data"]["pending_manual_points"] == 14
     assert GradingResult.read_results(files["results.json"], full_result.run_id)["score"] == 86
     with pytest.raises(ValueError):
         GradingResult.read_results(files["results.json"], "not-this-run")
@@ -93,18 +97,31 @@ def test_manual_answers_are_pending_and_carried_to_the_instructor(full_result):
     assert {c.problem for c in pending} == {9, 11}
     assert all(c.score == 0 and "Your answer" in c.output for c in pending)
     assert set(full_result.manual_answers) == {"p9_survey", "p11_survey"}
+    # In results.json they are no tests; their text reaches the instructor in output and extra_data.
+    data = full_result.to_gradescope()
+    assert data["extra_data"]["manual_answers"] == full_result.manual_answers
+    assert "Written answers (graded by hand, Problems 9 and 11):" in data["output"]
+    for gid, text in full_result.manual_answers.items():
+        assert text.strip() and text.strip()[:200] in data["output"], gid
 
 
-def test_validate_reports_what_runs(solution_dir, submission):
-    proc = subprocess.run([sys.executable, "-m", "autograder", "validate", str(solution_dir)],
+def test_validate_names_what_is_unfinished(submission, tmp_path):
+    """`python -m autograder validate` reads nbgrader's validator per problem: a submission with only
+    Problem 1 solved is not reported like an untouched one."""
+    from autograder.solutions import source_solutions
+
+    p1 = submission(solved=False, overrides={"p1_conv2d": source_solutions()["01_scratch_cnn"]["p1_conv2d"]})
+    proc = subprocess.run([sys.executable, "-m", "autograder", "validate", str(p1 / "03_theory.ipynb")],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ok       Conv2d" in proc.stdout and "All answer cells ran." in proc.stdout
-    broken = submission(overrides={"p6_flatten": "class Flatten(:\n    pass"})
-    proc = subprocess.run([sys.executable, "-m", "autograder", "validate", str(broken / "01_scratch_cnn.ipynb")],
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Problem 10  unfinished: your answer still raises NotImplementedError" in proc.stdout
+    assert "Problem 9   unfinished: the written answer is still empty" in proc.stdout
+    assert "Success" not in proc.stdout
+    broken = submission(overrides={"p10_answers": "conv_layer_answers = {'a': (1, 2}"})
+    proc = subprocess.run([sys.executable, "-m", "autograder", "validate", str(broken / "03_theory.ipynb")],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert proc.returncode == 1
-    assert "SyntaxError" in proc.stdout and "MISSING  Flatten" in proc.stdout
+    assert proc.returncode == 1 and "Problem 10  visible tests fail" in proc.stdout, proc.stdout
+    assert "Problem 9   done" in proc.stdout
 
 
 def test_selected_modules_only_start_needed_sandboxes(grader, solution_dir):
