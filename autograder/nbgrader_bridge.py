@@ -8,7 +8,9 @@ autograded points as ``python -m autograder grade``.
     ### END HIDDEN TESTS
 
 The value of the call is the points earned; nbgrader takes a number in a test cell's output as
-partial credit. Nothing may be written to stderr here (nbgrader scores a cell with stderr output 0).
+partial credit. Nothing may be written to stderr here (nbgrader scores a cell with stderr output 0):
+Python's ``sys.stderr`` and the process's file descriptor 2 (where TensorFlow's C++ start-up
+logging goes, whatever ``TF_CPP_MIN_LOG_LEVEL`` says) are both diverted while the checks run.
 Here the student's code runs in the same process as the checks, which is nbgrader's model; the
 CLI grader is the one that keeps them apart.
 """
@@ -17,8 +19,26 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextlib.contextmanager
+def _no_stderr():
+    """Send Python's and the C libraries' stderr (fd 2) to a scratch file for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as sink, contextlib.redirect_stderr(io.StringIO()):
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 class Points(float):
@@ -39,7 +59,7 @@ def run_checks(problem: int, notebook: str, namespace: dict, verbose: bool = Tru
     if not modules:
         raise ValueError(f"no checks for Problem {problem} in {notebook}")
     local = LocalNamespace(namespace)
-    with contextlib.redirect_stderr(io.StringIO()):
+    with _no_stderr():
         results, _ = harness_run_checks(lambda nb: local, modules, capture="sys")
     earned = sum(r.score for r in results)
     possible = sum(r.max_score for r in results)
