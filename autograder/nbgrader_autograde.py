@@ -18,8 +18,10 @@ from autograder.course import ASSIGNMENT, ROOT
 
 def nbgrader_env() -> dict[str, str]:
     """What ``source .venv/bin/activate`` gives: this environment's bin/ first on PATH (nbgrader
-    shells out to ``alembic``). Nothing else: the package is installed, the kernel registered."""
-    env = dict(os.environ)
+    shells out to ``alembic``). Nothing else: the package is installed, the kernel registered.
+    ``PYTEST_CURRENT_TEST`` is dropped: with it ipykernel stops forwarding the kernel's fd 2, which
+    would hide from a test the stderr that makes nbgrader score a cell 0."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
 

@@ -25,17 +25,56 @@ def _grade_id(cell) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
+# The written answers (Problems 9 and 11) of the example submissions. The source's manual cells hold
+# the instructor's model answer and rubric, which must never reach a submission (the feedback page
+# shows them under "Your answer"); these are short answers as a student might write them.
+STUDENT_ANSWERS = {
+    "p9_survey": (
+        "AlexNet (2012) stacks five convolutional layers, starting with large 11×11 filters at stride 4, "
+        "and three fully connected layers; it has about 60 million weights, almost all of them in the "
+        "dense part at the end. It trained quickly thanks to ReLU, used dropout and lots of data "
+        "augmentation against overfitting, and was split over two GPUs. It won ImageNet 2012 with "
+        "roughly 15% top-5 error.\n\n"
+        "VGG16 (2014) is twice as deep: 13 convolutions, every one of them 3×3 with stride 1, with a "
+        "2×2 max-pool after each block, and again three dense layers, about 138 million weights in total. "
+        "Two 3×3 layers cover a 5×5 patch with fewer weights, $2 \\cdot 9 = 18 < 25$ per channel pair. "
+        "Its top-5 error was about half of AlexNet's (around 7%), but it needs far more memory and compute."
+    ),
+    "p11_survey": (
+        "1. Stacking small filters gives the same view of the image as one big filter: two 3×3 layers "
+        "see 5×5 pixels and three see 7×7. With C channels in and out, the stack of three needs fewer "
+        "weights than one 7×7 layer, $3 \\cdot 9 C^2 = 27 C^2 < 49 C^2$, and it has a ReLU after every "
+        "small layer, so the network becomes deeper and more non-linear for less cost.\n\n"
+        "2. A 1×1 convolution mixes the channels at each pixel separately, like a small dense layer "
+        "applied everywhere. Network in Network used it to put little MLPs inside the convolutions, and "
+        "GoogLeNet's Inception blocks use it to shrink the number of channels before the expensive 3×3 "
+        "and 5×5 filters: going from 192 down to 16 channels first cuts the work of a 5×5 layer with 32 "
+        "outputs by about ten times."
+    ),
+}
+
+
 def source_solutions(source_dir: Path = SOURCE_DIR) -> dict[str, dict[str, str]]:
-    """notebook -> {grade_id: the answer as a student would write it} for every solution cell."""
+    """notebook -> {grade_id: the answer as a student would write it} for every solution cell: the
+    code of the source's solution cells, and for the written (markdown) answers ``STUDENT_ANSWERS``,
+    never the source's model answer or rubric."""
     out: dict[str, dict[str, str]] = {}
     for path in sorted(Path(source_dir).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         cells = {}
         for cell in nb.cells:
             meta = cell.metadata.get("nbgrader", {})
-            if meta.get("solution"):
-                lines = [ln for ln in cell.source.splitlines() if not _MARKER.match(ln)]
-                cells[meta["grade_id"]] = "\n".join(lines)
+            if not meta.get("solution"):
+                continue
+            gid = meta["grade_id"]
+            if cell.cell_type != "code":
+                if gid not in STUDENT_ANSWERS:
+                    raise KeyError(f"{path.name}: no student-written answer for the manual cell {gid} "
+                                   "in autograder.solutions.STUDENT_ANSWERS")
+                cells[gid] = STUDENT_ANSWERS[gid]
+                continue
+            lines = [ln for ln in cell.source.splitlines() if not _MARKER.match(ln)]
+            cells[gid] = "\n".join(lines)
         out[path.stem] = cells
     return out
 

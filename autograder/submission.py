@@ -37,7 +37,7 @@ class CannotGrade(Exception):
 @dataclass
 class CellSpec:
     grade_id: str
-    kind: str            # setup | answer | test | manual | locked
+    kind: str            # setup | answer | visible | test | manual | locked
     cell_type: str
     source: str
     checksum: str | None
@@ -65,6 +65,10 @@ def _kind(meta: dict, cell_type: str, grade_id: str) -> str:
     if meta.get("solution"):
         return "answer"
     if meta.get("grade"):
+        # The visible tests (`pN_visible`) are graded cells worth 0 points, so that nbgrader's
+        # Validate names the problems whose visible tests fail; they are not test cells with points.
+        if grade_id.endswith("_visible") and not float(meta.get("points", 0) or 0):
+            return "visible"
         return "test"
     if cell_type == "code" and grade_id.startswith("setup"):
         return "setup"
@@ -302,7 +306,8 @@ def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: di
         else:
             if _checksum(cell) != want.checksum:
                 what = {"setup": "the release version was run instead",
-                        "test": "the grader never runs notebook test cells: it has its own checks"}.get(
+                        "test": "the grader never runs notebook test cells: it has its own checks",
+                        "visible": "the grader never runs notebook test cells: it has its own checks"}.get(
                     want.kind, "the change is ignored")
                 findings.append(Finding(spec.name, gid, f"this locked {want.kind} cell was modified; {what}"))
             if want.kind == "setup" and seen[gid] == 1:
