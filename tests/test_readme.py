@@ -6,9 +6,9 @@ project's venv, a fresh HOME, and none of the variables a test harness might set
 MNIST_PATH, CNN2D_*, VIRTUAL_ENV). The only substitution is ``<student>``, the placeholder the README
 uses for a student's name. ``jupyter lab`` lines are the browser tests' (tests/test_browser.py).
 
-The course is a copy of this checkout (its files as git sees them) in ``build/``, beside ``shared/``
-as a clone is, with the set-up's ``.venv`` linked in, so the commands' side effects (gradebook,
-exchange, submitted/, graded/) stay out of the checkout.
+The commands run in this checkout, as a person's would. What they leave behind (the gradebook,
+the exchange, submitted/, autograded/, feedback/, graded/, the zip; all ignored by git) and the
+release they regenerate are set aside before and put back after, so the checkout is as it was.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from autograder.course import ASSIGNMENT, ROOT
-from autograder.gradescope import tracked_files
 from autograder.solutions import make_submission
 
 README = ROOT / "README.md"
@@ -62,7 +61,7 @@ def person_env(home: Path) -> dict[str, str]:
 
 class Shell:
     """One person's shell: every command runs with the set-up's activation, as in a terminal where
-    ``source .venv/bin/activate`` was typed once."""
+    ``source .venv/bin/activate`` was typed once (the set-up lines themselves run as they are)."""
 
     def __init__(self, cwd: Path, env: dict[str, str]):
         self.cwd, self.env, self.log = cwd, env, []
@@ -82,18 +81,31 @@ class Shell:
         return self.cwd / ".venv" / "bin" / "activate"
 
 
+LEFT_BEHIND = ("gradebook.db", "exchange", "submitted", "autograded", "feedback", "graded", "autograder.zip",
+               f"release/{ASSIGNMENT}", "build/readme-students")
+
+
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Path:
-    """A copy of the checkout beside shared/ (under build/), the set-up's .venv linked in."""
-    dest = ROOT / "build" / "readme-course"
-    shutil.rmtree(dest, ignore_errors=True)
-    for f in tracked_files(ROOT):
-        target = dest / f.relative_to(ROOT)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(f, target)
-    (dest / ".venv").symlink_to(ROOT / ".venv")
-    yield dest
-    shutil.rmtree(dest, ignore_errors=True)
+    """This checkout, with whatever the README's commands leave behind set aside and restored."""
+    aside = tmp_path_factory.mktemp("set-aside")
+    for name in LEFT_BEHIND:
+        if (ROOT / name).exists():
+            (aside / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(ROOT / name, aside / name)
+    if (aside / "release" / ASSIGNMENT).exists():   # the release is committed: the commands start from it
+        shutil.copytree(aside / "release" / ASSIGNMENT, ROOT / "release" / ASSIGNMENT)
+    try:
+        yield ROOT
+    finally:
+        for name in LEFT_BEHIND:
+            target = ROOT / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            if (aside / name).exists():
+                shutil.move(aside / name, target)
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +178,7 @@ def test_readme_student_self_check_works_as_written(course, home):
     copies sit in the course copy (beside shared/, as on this machine a student's folder must be for
     the offline MNIST set; online, Keras downloads it)."""
     shell = Shell(course, person_env(home))
-    tmp_path = course / "students"
+    tmp_path = course / "build" / "readme-students"
     release = course / "release" / ASSIGNMENT
     for nb in release.glob("*.ipynb"):
         assert "autograder" not in nb.read_text(), f"{nb.name} needs the grader package"
