@@ -11,7 +11,6 @@ the course (``source/`` + ``nbgrader_config.py``) and copies the result to ``des
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

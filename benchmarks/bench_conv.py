@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SHAPES = [  # (N, C, F, H, k, stride, pad)
     (128, 1, 8, 28, 3, 1, 1),

@@ -21,9 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("MNIST_PATH", "offline")
 
 # Five hostile submissions for the batch: each stalls or attacks in its own way.
 HOSTILE = {

@@ -10,7 +10,6 @@ HOME, nothing of this project's (no PYTHONPATH, no MNIST_PATH, no venv on PATH).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
