@@ -24,7 +24,10 @@ def course(tmp_path_factory):
     return prepare_course(tmp_path_factory.mktemp("nbgrader") / "course")
 
 
-@pytest.mark.parametrize("name, overrides", [("full-solution", {}), ("three-bugs", BUGGY_OVERRIDES)])
+# The full solution's nbgrader total (86 of 86, so every problem at full marks, as with the CLI) is
+# checked where a person reaches it: tests/test_readme.py (the README's commands) and
+# tests/test_browser.py (Formgrader). Here the partial credit of a buggy submission must agree too.
+@pytest.mark.parametrize("name, overrides", [("three-bugs", BUGGY_OVERRIDES)])
 def test_nbgrader_autograde_agrees_with_the_cli(name, overrides, course, grader, tmp_path):
     sub = make_submission(tmp_path / name, overrides=overrides)
     nb_points = per_problem(autograde(sub, name.replace("-", ""), course, prepared=True))
