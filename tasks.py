@@ -6,7 +6,7 @@ person does: the tests prove that the README's commands work after exactly this)
 
 - ``.venv`` holds exactly ``requirements.txt`` (the one home of the pins) and the grader itself,
   installed from ``pyproject.toml`` in editable mode, so ``import autograder`` works in any shell or
-  kernel of ``.venv`` with no PYTHONPATH;
+  kernel of ``.venv`` with no path variables set;
 - the Jupyter kernel ``cnn2d`` (this ``.venv``'s Python) is registered inside ``.venv``; the
   notebooks name it in their metadata;
 - ``python3 tasks.py test`` also installs Debian's ``chromium`` when missing (the browser tests).

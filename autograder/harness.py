@@ -202,8 +202,8 @@ def grader_fault(exc: BaseException) -> GraderBroken | None:
         return exc
     if isinstance(exc, ImportError) and not isinstance(exc, SandboxError):
         return GraderBroken(f"a dependency of the checks failed to import: {type(exc).__name__}: {exc}",
-                            "repair the grader's environment: python3 tasks.py test (re-creates .venv "
-                            "from requirements.txt) or pip install -r requirements.txt")
+                            "repair the grader's environment: .venv/bin/pip install -r requirements.txt "
+                            "(or remove .venv and run python3 tasks.py setup, which re-creates it)")
     return None
 
 
