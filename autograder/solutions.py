@@ -15,9 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE_DIR = ROOT / "source" / "cnn2d"
-RELEASE_DIR = ROOT / "release" / "cnn2d"
+from autograder.course import RELEASE_DIR, SOURCE_DIR
 _MARKER = re.compile(r"^\s*### (BEGIN|END) (SOLUTION|HIDDEN TESTS)\s*$")
 
 
