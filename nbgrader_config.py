@@ -1,7 +1,7 @@
 """nbgrader configuration of the cnn2d course (read by every `nbgrader ...` run from the repo root).
 
     nbgrader generate_assignment cnn2d --force     # source/cnn2d -> release/cnn2d (+ gradebook)
-    python -m autograder release                   # the same, through autograder/release.py
+    python -m autograder release                   # the same, through autograder/nbgrader/release.py
 """
 from pathlib import Path
 
@@ -14,8 +14,7 @@ c.CourseDirectory.root = str(ROOT)
 # The one assignment is "cnn2d" (source/cnn2d -> release/cnn2d). It is deliberately NOT set as
 # c.CourseDirectory.assignment_id: nbgrader 0.9.6 then refuses every command that also names it
 # ("The assignment cannot both be specified in config and as an argument"), and the scripts run
-# `nbgrader generate_assignment cnn2d` / `nbgrader autograde cnn2d`.
-ASSIGNMENT_ID = "cnn2d"
+# `nbgrader generate_assignment cnn2d` / `nbgrader autograde cnn2d` (autograder/course.py: ASSIGNMENT).
 
 # The gradebook: nbgrader's default SQLite file in the course root (ignored by git).
 # To share one gradebook between graders, point it at a server instead, e.g.
@@ -26,9 +25,9 @@ c.CourseDirectory.db_url = f"sqlite:///{ROOT / 'gradebook.db'}"
 # Executing notebooks (autograde, validate): the hidden tests of Problems 7 and 8 train small
 # networks, so allow a generous per-cell limit. The kernel is the course environment's own, `cnn2d`,
 # registered in .venv by the set-up (`python3 tasks.py ...`) and named in the notebooks' metadata.
-c.ExecutePreprocessor.timeout = 600
+# This per-cell limit is the one home of that number: `python -m autograder validate` reads it too.
+c.Execute.timeout = c.ExecutePreprocessor.timeout = 600
 c.ExecutePreprocessor.kernel_name = "cnn2d"
-c.Execute.timeout = 600
 
 # Where the grader gets MNIST for Problems 7 and 8: the one place this is set (the CLI, nbgrader's
 # hidden test cells, Gradescope and the batch all read it; `python -m autograder data` shows it).
@@ -45,7 +44,7 @@ c.GradingData.mnist = "auto"
 try:
     from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteKernelspec
 
-    from autograder.nbgrader_overwrite import RestoreHiddenTests
+    from autograder.nbgrader.overwrite import RestoreHiddenTests
 
     c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreHiddenTests,
                                           CheckCellMetadata]

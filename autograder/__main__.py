@@ -20,17 +20,19 @@ from pathlib import Path
 
 EXIT_GRADED, EXIT_USAGE, EXIT_CANNOT_GRADE = 0, 2, 3
 
-LIMIT_HELP = """limits (each call into student code, each submission, the sandbox process):
-  defaults: --call-timeout 10 s, --submission-timeout 600 s, --memory-mb 4096 (address space),
-  CPU time 900 s, 512 processes/threads, 64 MiB per file written, 64 KiB of printed output kept.
-  As root the sandbox also runs as its own unprivileged uid in a new network and mount namespace
-  (no network; the checks, data and results are masked); --no-isolation turns that off."""
+def limit_help() -> str:
+    """The limits' part of ``--help``, written from their declarations (``Limits.describe``)."""
+    from autograder.sandbox.limits import Limits
+
+    return ("limits of the sandbox that runs each notebook (defaults):\n" + Limits.describe() +
+            "\nAs root the sandbox also runs as its own unprivileged uid in a new network and mount namespace"
+            "\n(no network; the checks, data and results are masked); --no-isolation turns that off.")
 
 
-def _limits(call_timeout=None, submission_timeout=None, memory_mb=None, isolate=True, **_):
-    from autograder.sandbox import Limits
+def _limits(call_timeout=None, submission_timeout=None, memory_mb=None, jail=True, **_):
+    from autograder.sandbox.limits import Limits
 
-    limits = Limits(isolate=isolate)
+    limits = Limits(jail=jail)
     if call_timeout:
         limits.call_timeout = float(call_timeout)
     if submission_timeout:
@@ -44,15 +46,16 @@ def not_graded(out: Path | None, broken, student: str | None = None) -> int:
     """The grader's environment is at fault: say so, with the fix; leave a results.json with no score."""
     print(f"could not grade: {broken.reason}\nfix: {broken.fix}\nNo score was written.", file=sys.stderr)
     if out is not None:
-        from autograder.results import write_not_graded
+        from autograder.results.files import write_not_graded
 
         write_not_graded(Path(out), broken.reason, broken.fix, student=student or "")
     return EXIT_CANNOT_GRADE
 
 
 def grade(path: str, out: str, student: str | None = None, quiet: bool = False, **kw) -> int:
-    from autograder.harness import Grader, GraderBroken
-    from autograder.submission import CannotGrade
+    from autograder.assignment.submission import CannotGrade
+    from autograder.grading.broken import GraderBroken
+    from autograder.grading.grader import Grader
 
     try:
         result = Grader(limits=_limits(**kw)).grade(Path(path), Path(out), student=student)
@@ -68,7 +71,8 @@ def grade(path: str, out: str, student: str | None = None, quiet: bool = False, 
 
 
 def batch(folder: str, out: str, quiet: bool = False, shard: str = "0/1", **kw) -> int:
-    from autograder.harness import GraderBroken, grade_batch
+    from autograder.grading.batch import grade_batch
+    from autograder.grading.broken import GraderBroken
 
     k, n = (int(x) for x in shard.split("/"))
     try:
@@ -84,7 +88,7 @@ def batch(folder: str, out: str, quiet: bool = False, shard: str = "0/1", **kw) 
 
 
 def validate(path: str, **kw) -> int:
-    from autograder.harness import validate_submission
+    from autograder.grading.validate import validate_submission
 
     return validate_submission(Path(path), _limits(**kw))
 
@@ -92,7 +96,8 @@ def validate(path: str, **kw) -> int:
 def data(**_) -> int:
     """Where the grading data comes from (nbgrader_config.py), and whether it loads here."""
     from autograder import course
-    from autograder.harness import GraderBroken, grading_data
+    from autograder.grading.broken import GraderBroken
+    from autograder.grading.data import grading_data
 
     print(f"c.GradingData.mnist = {course.settings().mnist!r}  ({course.CONFIG_FILE})")
     try:
@@ -104,7 +109,7 @@ def data(**_) -> int:
 
 
 def gradescope(out: str, mnist: str | None = None, **_) -> int:
-    from autograder.gradescope import build_zip
+    from autograder.assignment.gradescope import build_zip
 
     if mnist and not Path(mnist).is_file():
         print(f"--mnist {mnist}: no such file", file=sys.stderr)
@@ -116,15 +121,16 @@ def gradescope(out: str, mnist: str | None = None, **_) -> int:
 
 
 def release(**_) -> int:
-    from autograder.release import main as release_main
+    from autograder.nbgrader.release import main as release_main
 
     return release_main() or 0
 
 
 def demo(out: str = "build/examples", **kw) -> int:
     """The README's main job: build the example submissions from source/ and grade them."""
-    from autograder.solutions import build_examples
-    from autograder.harness import Grader, GraderBroken
+    from autograder.assignment.solutions import build_examples
+    from autograder.grading.broken import GraderBroken
+    from autograder.grading.grader import Grader
 
     grader = Grader(limits=_limits(**kw))
     results = []
@@ -140,21 +146,9 @@ def demo(out: str = "build/examples", **kw) -> int:
 
 
 def print_table(results) -> None:
-    if not results:
-        return
-    problems = sorted({p for r in results for p in r.by_problem()})
-    width = max(12, *(len(r.student) for r in results))
-    head = f"{'submission':<{width}} " + " ".join(f"{'P' + str(p):>6}" for p in problems) + "   total   time"
-    print(head)
-    print("-" * len(head))
-    for r in results:
-        cells = []
-        for p in problems:
-            score, possible, pending = r.by_problem().get(p, (0, 0, False))
-            cells.append(f"{'hand':>6}" if pending else f"{score:>6.4g}")
-        print(f"{r.student:<{width}} " + " ".join(cells) + f"  {r.total:>4.4g}/{r.possible:g} {r.execution_time:>5.1f}s")
-    first = results[0]
-    print(f"{'(out of)':<{width}} " + " ".join(f"{first.by_problem()[p][1]:>6g}" for p in problems))
+    from autograder.results.table import console_table
+
+    print(console_table(results), end="")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,10 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--call-timeout", type=float, metavar="S", help="seconds for one call into student code")
         p.add_argument("--submission-timeout", type=float, metavar="S", help="seconds for a whole submission")
         p.add_argument("--memory-mb", type=int, metavar="MB", help="address-space limit of the sandbox")
-        p.add_argument("--no-isolation", dest="isolate", action="store_false",
+        p.add_argument("--no-isolation", dest="jail", action="store_false",
                        help="no namespaces, masks or uid change (not for untrusted code)")
 
-    p = sub.add_parser("grade", help="grade one submission", epilog=LIMIT_HELP + """
+    p = sub.add_parser("grade", help="grade one submission", epilog=limit_help() + """
 
 writes DIR/results.json (Gradescope format: score, execution_time, output, tests[] with name, score,
 max_score, status, output, visibility; extra_data.run_id is this run's nonce), DIR/feedback.md and
@@ -182,7 +176,7 @@ DIR/feedback.html for the student. Problems 9 and 11 are graded by hand: they ar
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     limits(p)
 
-    p = sub.add_parser("batch", help="grade every submission in a folder", epilog=LIMIT_HELP,
+    p = sub.add_parser("batch", help="grade every submission in a folder", epilog=limit_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", help="one sub-folder (or .zip) per student, named by the student")
     p.add_argument("--out", required=True, metavar="DIR", help="DIR/<student>/results.json and DIR/grades.csv")

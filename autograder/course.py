@@ -16,9 +16,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "cnn2d"
+TITLE = "Convolutional neural networks from scratch"  # the course's name, heading the student's feedback
 SOURCE_DIR = ROOT / "source" / ASSIGNMENT
 RELEASE_DIR = ROOT / "release" / ASSIGNMENT
 CONFIG_FILE = ROOT / "nbgrader_config.py"
+CHECKS_DIR = Path(__file__).resolve().parent / "checks"   # the hidden checks (pytest modules)
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Settings:
     course_id: str
     db_url: str
     mnist: str          # "auto" | "online" | "offline" | a mnist.npz path (see nbgrader_config.py)
+    cell_seconds: int   # nbgrader's per-cell limit when it runs a notebook (c.Execute.timeout)
 
 
 @functools.cache
@@ -36,4 +39,21 @@ def settings(config_file: Path = CONFIG_FILE) -> Settings:
     directory, data = config.get("CourseDirectory", {}), config.get("GradingData", {})
     return Settings(course_id=str(directory.get("course_id", "cnn2d-course")),
                     db_url=str(directory.get("db_url", f"sqlite:///{ROOT / 'gradebook.db'}")),
-                    mnist=str(data.get("mnist", "auto")))
+                    mnist=str(data.get("mnist", "auto")),
+                    cell_seconds=int(config.get("Execute", {}).get("timeout", 600)))
+
+
+# ----------------------------------------------------------------------------- time limits
+# Every time limit of the grader, in seconds: the one home. ``sandbox.limits.Limits`` takes its
+# defaults from here, the checks of Problems 7 and 8 read FIT_SECONDS and PREDICT_SECONDS, and
+# tests/test_course.py fails if the notebooks' text, ``--help`` or docs/ state another value.
+CALL_SECONDS = 10.0            # one call into student code
+TRAINING_CAP_SECONDS = 300.0   # the most a check may raise one call's limit to (training)
+FIT_SECONDS = 120.0            # Problem 7's and Problem 8's fit
+PREDICT_SECONDS = 30.0         # their predict / evaluate on the held-out images
+CELLS_SECONDS = 60.0           # running one notebook's answer cells
+START_SECONDS = 60.0           # a sandbox child's start-up, before any student code
+SUBMISSION_SECONDS = 600.0     # every call of one submission together
+CPU_SECONDS = 900              # a sandbox child's CPU time over its whole life (RLIMIT_CPU)
+# (The per-cell limit of nbgrader's own runs, autograde and validate, is the instructor's setting:
+# c.Execute.timeout in nbgrader_config.py, read as settings().cell_seconds.)

@@ -65,7 +65,7 @@ def best_of(fns, repeats):
 def main(repeats: int = 30, naive_limit: int = 2) -> list[dict]:
     import tensorflow as tf
 
-    from autograder.solutions import solution_module
+    from autograder.assignment.solutions import solution_module
 
     Conv2d = solution_module("01_scratch_cnn").Conv2d
     rows = []

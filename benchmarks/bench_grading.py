@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from autograder.course import ROOT
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Five hostile submissions for the batch: each stalls or attacks in its own way.
@@ -53,8 +53,8 @@ def batch(folder: Path, out: Path) -> float:
 
 
 def main(skip_nbgrader=False, skip_batch=False, batch_size=20):
-    from autograder.nbgrader_autograde import autograde, prepare_course
-    from autograder.solutions import make_submission
+    from autograder.nbgrader.autograde import autograde, prepare_course
+    from autograder.assignment.solutions import make_submission
 
     tmp = Path(tempfile.mkdtemp(prefix="cnn2d-bench-"))
     try:

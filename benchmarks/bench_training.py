@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "source" / "cnn2d"))
+from autograder.grading.data import mnist_module  # the course's own source/cnn2d/mnist_data.py
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MNIST_PATH", "offline")
 FASHION = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
@@ -29,14 +28,14 @@ def fashion():
              "t10k-labels-idx1-ubyte.gz"]
     if not all((FASHION / f).exists() for f in files):
         return None
-    from mnist_data import _read_idx  # the course's own IDX reader (same format as MNIST)
+    _read_idx = mnist_module()._read_idx  # the course's own IDX reader (same format as MNIST)
 
     a, b, c, d = (_read_idx(FASHION / f) for f in files)
     return (a, b.astype(np.int64)), (c, d.astype(np.int64))
 
 
 def scratch(train, test, label):
-    from autograder.solutions import solution_module
+    from autograder.assignment.solutions import solution_module
 
     clf_cls = solution_module("01_scratch_cnn").Scratch2dCNNClassifier
     (X, y), (Xt, yt) = train, test
@@ -55,7 +54,7 @@ def scratch(train, test, label):
 def lenet(train, test, label, epochs, batch_size):
     import keras
 
-    from autograder.solutions import solution_module
+    from autograder.assignment.solutions import solution_module
 
     keras.utils.set_random_seed(0)
     model = solution_module("02_keras").build_lenet()
@@ -72,7 +71,7 @@ def lenet(train, test, label, epochs, batch_size):
 
 
 def main(skip_fashion=False, skip_lenet=False, lenet_epochs=30, lenet_batch=32):
-    from mnist_data import load_mnist
+    load_mnist = mnist_module().load_mnist
 
     train, test = load_mnist()
     acc, fit_s = scratch(train, test, "MNIST 5k real subset -> test set")

@@ -18,14 +18,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from autograder import course
+from autograder.course import ASSIGNMENT, ROOT  # noqa: F401  (ASSIGNMENT: for test_browser)
+
 VENV_BIN = ROOT / ".venv" / "bin"
 CHROMIUM = Path("/usr/bin/chromium")
 ARTEFACTS = ROOT / "build" / "test-artefacts" / "browser"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ASSIGNMENT = "cnn2d"
-COURSE_ID = "cnn2d-course"  # nbgrader_config.py's c.CourseDirectory.course_id
+COURSE_ID = course.settings().course_id
 
 
 def person_env(home: Path) -> dict[str, str]:
@@ -92,7 +93,7 @@ def free_port() -> int:
 
 
 def copy_course(dest: Path) -> Path:
-    """A copy of the course as an instructor has it (what autograder/nbgrader_autograde.py's
+    """A copy of the course as an instructor has it (what autograder/nbgrader/autograde.py's
     prepare_course makes, plus release/): source/, release/ and nbgrader_config.py."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)

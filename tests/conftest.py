@@ -13,8 +13,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.harness import CHECKS_DIR, Grader, _notebook_of, check_modules
-from autograder.solutions import make_submission
+from autograder.grading.grader import Grader
+from autograder.grading.plugin import check_modules, notebook_of
+from autograder.assignment.solutions import make_submission
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NOTEBOOKS = ("01_scratch_cnn", "02_keras", "03_theory")
@@ -22,7 +23,7 @@ SLOW_MODULES = {"check_p07_classifier.py"}
 
 
 def modules_of(notebook: str, include_slow: bool = False) -> list[str]:
-    return [m for m in check_modules() if _notebook_of(CHECKS_DIR / m) == notebook
+    return [m for m in check_modules() if notebook_of(m) == notebook
             and (include_slow or m not in SLOW_MODULES)]
 
 

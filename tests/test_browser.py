@@ -26,7 +26,7 @@ import nbformat
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from autograder.solutions import BUGGY_OVERRIDES, make_submission, source_solutions
+from autograder.assignment.solutions import BUGGY_OVERRIDES, make_submission, source_solutions
 from tests.browser_support import (ARTEFACTS, ASSIGNMENT, CHROMIUM, COURSE_ID, ROOT, Job, JupyterLab,
                                    copy_course, launch_chromium, screenshot, shell)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from autograder.solutions import source_solutions
+from autograder.assignment.solutions import source_solutions
 from tests.conftest import FIXTURES, modules_of, problem_of
 
 CATALOGUE = FIXTURES / "catalogue"
@@ -354,7 +354,7 @@ def test_catalogue_size_and_coverage():
 def test_every_bug_applies_and_every_fixture_is_used(tmp_path):
     """Each patch's ``old`` occurs in the solution (make_submission raises otherwise), each fixture parses,
     changes its cell, and is referenced by exactly one entry."""
-    from autograder.solutions import make_submission
+    from autograder.assignment.solutions import make_submission
 
     for bug in BUGS:
         assert bug.cells, bug.name

@@ -11,9 +11,11 @@ import shutil
 
 import pytest
 
-from autograder import course, harness, oracles
+from autograder import course
+from autograder.checks import oracles
 from autograder.__main__ import EXIT_CANNOT_GRADE, cli
-from autograder.harness import GraderBroken
+from autograder.grading.broken import GraderBroken
+from autograder.grading.data import grading_data
 
 
 def grade_cli(submission, out, capsys, *extra) -> tuple[int, str]:
@@ -30,9 +32,10 @@ def assert_not_graded(out, *words):
     return data
 
 
-def test_missing_grading_data_exits_3_with_the_fix(solution_dir, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(harness, "_DATA", None)   # the session may have loaded it already
-    monkeypatch.setattr(course, "settings", lambda: course.Settings("cnn2d-course", "sqlite://", str(tmp_path / "none.npz")))
+def test_missing_grading_data_exits_3_with_the_fix(solution_dir, tmp_path, monkeypatch, capsys, request):
+    grading_data.cache_clear()   # the session may have loaded it already; and load it again after
+    request.addfinalizer(grading_data.cache_clear)
+    monkeypatch.setattr(course, "settings", lambda: course.Settings("cnn2d-course", "sqlite://", str(tmp_path / "none.npz"), 600))
     code, err = grade_cli(solution_dir, tmp_path / "out", capsys)
     assert code == EXIT_CANNOT_GRADE
     assert "could not load its MNIST data" in err and "c.GradingData.mnist" in err and "No score" in err
@@ -43,7 +46,7 @@ def test_tensorflow_failing_to_import_exits_3(grader, solution_dir, tmp_path, mo
     def no_tensorflow():
         raise ModuleNotFoundError("No module named 'tensorflow'")
 
-    monkeypatch.setattr(oracles, "_tf", no_tensorflow)
+    monkeypatch.setattr(oracles, "tensorflow", no_tensorflow)
     with pytest.raises(GraderBroken) as info:
         grader.grade(solution_dir, tmp_path / "out", select=["check_p01_conv2d.py"])
     assert "tensorflow" in info.value.reason and "requirements.txt" in info.value.fix
@@ -52,9 +55,9 @@ def test_tensorflow_failing_to_import_exits_3(grader, solution_dir, tmp_path, mo
 
 def test_a_broken_check_module_exits_3(grader, solution_dir, tmp_path, monkeypatch):
     checks = tmp_path / "checks"
-    shutil.copytree(harness.CHECKS_DIR, checks)
+    shutil.copytree(course.CHECKS_DIR, checks)
     (checks / "check_p06_flatten.py").write_text("PROBLEM = 6\nNOTEBOOK = '01_scratch_cnn'\ndef check_x(:\n")
-    monkeypatch.setattr(harness, "CHECKS_DIR", checks)
+    monkeypatch.setattr(course, "CHECKS_DIR", checks)
     with pytest.raises(GraderBroken) as info:
         grader.grade(solution_dir, select=["check_p06_flatten.py"])
     assert "could not be loaded" in info.value.reason and "--collect-only" in info.value.fix

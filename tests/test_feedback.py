@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder.harness import ROOT
-from autograder.results import CheckResult, GradingResult, render_answer, write_not_graded
+from autograder.course import ROOT
+from autograder.results.feedback import feedback_markdown, render_answer
+from autograder.results.files import read_result, write_not_graded, write_result
+from autograder.results.gradescope import gradescope_json
+from autograder.results.model import CheckResult, GradingResult
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTEFACTS = ROOT / "build" / "test-artefacts"
@@ -56,7 +59,7 @@ def result() -> GradingResult:
 
 @pytest.fixture
 def written(result, tmp_path) -> dict[str, Path]:
-    return result.write(tmp_path / "out")
+    return write_result(result, tmp_path / "out")
 
 
 # ----------------------------------------------------------------------------- results.json
@@ -93,12 +96,12 @@ def test_results_json_carries_the_written_answers_and_the_run(result, written):
     assert out.startswith("Autograded score: 38.5 / 60. 14 more points are graded by hand (Problems 9 and 11).")
     assert "Written answers (graded by hand, Problems 9 and 11):" in out
     assert "--- Problem 9 (p9_survey) ---\nThe ratio $\\frac{a}{b}$" in out and ANSWER_11.strip() in out
-    assert GradingResult.read_results(written["results.json"], result.run_id)["score"] == 38.5
+    assert read_result(written["results.json"], result.run_id)["score"] == 38.5
 
 
 def test_long_written_answer_is_cut_in_output_but_kept_in_extra_data(result):
     result.manual_answers["p9_survey"] = "word " * 5000
-    data = result.to_gradescope()
+    data = gradescope_json(result)
     assert len(data["output"]) < 8000 and "more characters, in extra_data.manual_answers" in data["output"]
     assert data["extra_data"]["manual_answers"]["p9_survey"] == "word " * 5000
 
@@ -115,7 +118,7 @@ def test_write_not_graded(tmp_path):
     for text in (data["output"], files["feedback.md"].read_text(), files["feedback.html"].read_text()):
         assert "could not be graded" in text and "not your fault" in text
         assert "libcuda.so missing" in text and "python3 tasks.py main" in text
-    assert GradingResult.read_results(files["results.json"], "r1")["tests"] == []
+    assert read_result(files["results.json"], "r1")["tests"] == []
     assert not list((tmp_path / "out").glob(".*"))  # no temporary file left behind
 
 
@@ -204,7 +207,7 @@ def test_student_math_cannot_inject(tex):
 
 
 def test_feedback_markdown_order_and_marks(result):
-    md = result.feedback_markdown()
+    md = feedback_markdown(result)
     assert md.index("## What needs your attention") < md.index("## Passed checks") \
         < md.index("## Answer cells that raised") < md.index("## Your written answers") < md.index("## What your code")
     assert md.index("overlapping windows") < md.index("passes part 0")

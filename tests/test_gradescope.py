@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from autograder import course
-from autograder.gradescope import build_zip
-from autograder.solutions import BUGGY_OVERRIDES, make_submission
+from autograder.assignment.gradescope import build_zip
+from autograder.assignment.solutions import BUGGY_OVERRIDES, make_submission
 
 # Gradescope's results.json specification: the top-level and per-test fields and their types.
 TOP_FIELDS = {"score": (int, float), "execution_time": (int, float), "output": str, "tests": list,

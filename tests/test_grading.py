@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from autograder.harness import ROOT
-from autograder.results import GradingResult
-from autograder.submission import Assignment
+from autograder.course import RELEASE_DIR, ROOT
+from autograder.results.files import read_result, write_result
+from autograder.results.gradescope import gradescope_json
+from autograder.assignment.spec import Assignment
 from tests.conftest import modules_of
 
-RELEASE = ROOT / "release" / "cnn2d"
+RELEASE = RELEASE_DIR
 
 
 def test_full_solution_gets_every_autograded_point(full_result):
@@ -55,7 +55,7 @@ def test_untouched_release_gets_zero_and_says_not_implemented(grader, submission
 
 
 def test_results_json_is_gradescope_format(full_result, tmp_path):
-    files = full_result.write(tmp_path)
+    files = write_result(full_result, tmp_path)
     data = json.loads(files["results.json"].read_text())
     assert set(data) >= {"score", "execution_time", "output", "tests"}
     assert data["score"] == 86
@@ -67,9 +67,9 @@ def test_results_json_is_gradescope_format(full_result, tmp_path):
     assert not any(t["name"].startswith(("Problem 9:", "Problem 11:")) for t in data["tests"])
     assert sum(t["max_score"] for t in data["tests"]) == 86
     assert data["extra_data"]["graded"] is True and data["extra_data"]["pending_manual_points"] == 14
-    assert GradingResult.read_results(files["results.json"], full_result.run_id)["score"] == 86
+    assert read_result(files["results.json"], full_result.run_id)["score"] == 86
     with pytest.raises(ValueError):
-        GradingResult.read_results(files["results.json"], "not-this-run")
+        read_result(files["results.json"], "not-this-run")
     html = files["feedback.html"].read_text()
     assert "Problem 1" in html and "<table" in html
 
@@ -98,7 +98,7 @@ def test_manual_answers_are_pending_and_carried_to_the_instructor(full_result):
     assert all(c.score == 0 and "Your answer" in c.output for c in pending)
     assert set(full_result.manual_answers) == {"p9_survey", "p11_survey"}
     # In results.json they are no tests; their text reaches the instructor in output and extra_data.
-    data = full_result.to_gradescope()
+    data = gradescope_json(full_result)
     assert data["extra_data"]["manual_answers"] == full_result.manual_answers
     assert "Written answers (graded by hand, Problems 9 and 11):" in data["output"]
     for gid, text in full_result.manual_answers.items():
@@ -108,7 +108,7 @@ def test_manual_answers_are_pending_and_carried_to_the_instructor(full_result):
 def test_validate_names_what_is_unfinished(submission, tmp_path):
     """`python -m autograder validate` reads nbgrader's validator per problem: a submission with only
     Problem 1 solved is not reported like an untouched one."""
-    from autograder.solutions import source_solutions
+    from autograder.assignment.solutions import source_solutions
 
     p1 = submission(solved=False, overrides={"p1_conv2d": source_solutions()["01_scratch_cnn"]["p1_conv2d"]})
     proc = subprocess.run([sys.executable, "-m", "autograder", "validate", str(p1 / "03_theory.ipynb")],

@@ -44,15 +44,21 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import autograder.sandbox as sandbox_module
-from autograder.harness import CHECKS_DIR, ROOT, Grader, grade_batch
-from autograder.results import GradingResult
-from autograder.sandbox import Cell, Limits, Sandbox
-from autograder.solutions import source_solutions
+import autograder.sandbox.child as sandbox_child
+from autograder.course import CHECKS_DIR, RELEASE_DIR, ROOT
+from autograder.grading.batch import grade_batch
+from autograder.grading.grader import Grader
+from autograder.results.feedback import feedback_markdown
+from autograder.results.files import read_result
+from autograder.results.gradescope import gradescope_json
+from autograder.results.model import GradingResult
+from autograder.sandbox.host import Cell, Sandbox
+from autograder.sandbox.limits import Limits
+from autograder.assignment.solutions import source_solutions
 from tests.conftest import modules_of
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hostile"
-RELEASE = ROOT / "release" / "cnn2d"
+RELEASE = RELEASE_DIR
 IS_ROOT = os.geteuid() == 0
 P7 = "check_p07_classifier.py"
 
@@ -289,7 +295,7 @@ def secrets_to_keep() -> list[str]:
 
 def everything(result: GradingResult, out: Path | None = None) -> str:
     """Every text the grader produced for this hand-in: what the student and the instructor see."""
-    parts = [result.feedback_markdown(), json.dumps(result.to_gradescope()), *result.student_output.values()]
+    parts = [feedback_markdown(result), json.dumps(gradescope_json(result)), *result.student_output.values()]
     if out is not None:
         parts += [p.read_text(errors="replace") for p in sorted(Path(out).glob("*")) if p.is_file()]
     return "\n".join(parts)
@@ -300,16 +306,16 @@ def everything(result: GradingResult, out: Path | None = None) -> str:
 def sandbox_uids():
     """Every uid a sandbox of this process was given (``allocate_uid`` is wrapped to record them)."""
     seen: set[int] = set()
-    real = sandbox_module.allocate_uid
+    real = sandbox_child.allocate_uid
 
     def recording() -> int:
         uid = real()
         seen.add(uid)
         return uid
 
-    sandbox_module.allocate_uid = recording
+    sandbox_child.allocate_uid = recording
     yield seen
-    sandbox_module.allocate_uid = real
+    sandbox_child.allocate_uid = real
 
 
 def leftovers(uids: set[int]) -> list[str]:
@@ -387,7 +393,7 @@ def baselines(hostile_grader, solution_dir):
 @pytest.fixture(scope="module")
 def test_cell_points():
     """notebook -> problem -> the points of its nbgrader test cells (Problem 3 spans two notebooks)."""
-    from autograder.submission import Assignment
+    from autograder.assignment.spec import Assignment
 
     points: dict[str, dict[int, float]] = {}
     for notebook, spec in Assignment.from_release(RELEASE).test_cells():
@@ -467,7 +473,7 @@ def grade_scenario(scenario, grader, solution, tmp_path):
         result = grader.grade(folder, out_dir=out, select=selection(scenario.notebook, scenario.slow))
         if out is not None:
             time.sleep(2.5)   # a detached child would write now
-            data = GradingResult.read_results(out / "results.json", result.run_id)
+            data = read_result(out / "results.json", result.run_id)
             assert data["score"] == round(result.total, 4)
             assert sorted(p.name for p in out.iterdir()) == ["feedback.html", "feedback.md", "results.json"]
             assert "FORGED" not in (out / "results.json").read_text() + (out / "feedback.md").read_text()
@@ -602,7 +608,7 @@ def test_scratch_stays_private_whatever_the_harness_imports_from(monkeypatch, sa
     box = Sandbox([Cell("a", f"import os\ndef f():\n    open({str(planted)!r}, 'w').write('x')\n"
                              "    return sorted(os.listdir('/tmp'))")], limits=TIGHT)
     try:
-        listing = box.namespace().f()
+        listing = box.student().f()
     finally:
         box.close()
         shutil.rmtree(shared, ignore_errors=True)
@@ -647,10 +653,10 @@ def test_batch_hostile_hand_ins_do_not_affect_the_honest_ones(hostile_grader, ba
     for k in (1, 2, 3):
         r = by[f"z-honest-{k}"]
         assert autograded(r) == autograded(honest_alone)
-        assert GradingResult.read_results(out / r.student / "results.json", r.run_id)["score"] == round(r.total, 4)
+        assert read_result(out / r.student / "results.json", r.run_id)["score"] == round(r.total, 4)
     for name in ("a-infinite-loop", "b-fork-bomb", "c-forked-child-writes-results-later"):
         assert scores(by[name])[10] == 0
-        assert GradingResult.read_results(out / name / "results.json", by[name].run_id)["score"] == round(by[name].total, 4)
+        assert read_result(out / name / "results.json", by[name].run_id)["score"] == round(by[name].total, 4)
     rows = (out / "grades.csv").read_text().splitlines()
     assert len(rows) == 7 and all(row.endswith(",graded") for row in rows[1:])
     assert "FORGED" not in "".join(p.read_text() for p in out.rglob("*.json"))

@@ -1,13 +1,13 @@
 """nbgrader autograde and the CLI give the same autograded points: the hidden test cells of source/
-call the same checks (through autograder.nbgrader_bridge) that the CLI runs in its harness."""
+call the same checks (through autograder.nbgrader.bridge) that the CLI runs in its harness."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from autograder.nbgrader_autograde import autograde, prepare_course
-from autograder.solutions import BUGGY_OVERRIDES, make_submission
+from autograder.nbgrader.autograde import autograde, prepare_course
+from autograder.assignment.solutions import BUGGY_OVERRIDES, make_submission
 from tests.conftest import scores
 
 

@@ -20,11 +20,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "source" / "cnn2d"
-RELEASE = ROOT / "release" / "cnn2d"
+from autograder.course import RELEASE_DIR as RELEASE, ROOT, SOURCE_DIR as SOURCE
 NOTEBOOKS = ("01_scratch_cnn", "02_keras", "03_theory")
-BRIDGE = ROOT / "autograder" / "nbgrader_bridge.py"
+BRIDGE = ROOT / "autograder" / "nbgrader" / "bridge.py"
 
 
 def execute(path: Path, cwd: Path, **env: str):
@@ -65,7 +63,7 @@ def release_run(request):
 @pytest.fixture(scope="module", params=NOTEBOOKS)
 def source_run(request):
     if not BRIDGE.exists():
-        pytest.skip("autograder/nbgrader_bridge.py does not exist yet: the hidden tests cannot run")
+        pytest.skip("autograder/nbgrader/bridge.py does not exist yet: the hidden tests cannot run")
     return request.param, execute(SOURCE / f"{request.param}.ipynb", SOURCE, CNN2D_FAST="1")
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from autograder.course import ASSIGNMENT, ROOT
-from autograder.solutions import make_submission
+from autograder.assignment.solutions import make_submission
 
 README = ROOT / "README.md"
 HARNESS_VARIABLES = ("PYTHONPATH", "MNIST_PATH", "VIRTUAL_ENV", "PYTHONHOME")

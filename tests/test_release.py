@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from autograder.release import generate_release
-from autograder.solutions import STUDENT_ANSWERS, build_examples, make_submission
+from autograder.nbgrader.release import generate_release
+from autograder.assignment.solutions import STUDENT_ANSWERS, build_examples, make_submission
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "source" / "cnn2d"
-RELEASE = ROOT / "release" / "cnn2d"
+from autograder.course import RELEASE_DIR as RELEASE, ROOT, SOURCE_DIR as SOURCE
 NOTEBOOKS = ("01_scratch_cnn", "02_keras", "03_theory")
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "run_checks",
-           "nbgrader_bridge")
+           "nbgrader.bridge")
 SOLUTION_BLOCK = re.compile(r"^[ \t]*### BEGIN SOLUTION[ \t]*\n(.*?)^[ \t]*### END SOLUTION[ \t]*$", re.M | re.S)
 FAST_LINE = 'FAST = os.environ.get("CNN2D_FAST") == "1" or "NBGRADER_EXECUTION" in os.environ'
 MAX_LINE = 100
@@ -141,7 +139,7 @@ def test_points_and_cells_match_the_design():
     """The graded cells with points are those of the design table; besides them, the only graded
     cells are the visible-test cells, worth 0 points (graded so that nbgrader's Validate names them
     when they fail), which the grader's Assignment does not count as test cells."""
-    from autograder.submission import Assignment
+    from autograder.assignment.spec import Assignment
 
     design = design_graded_cells()
     assignment = Assignment.from_release(RELEASE)
@@ -195,7 +193,7 @@ def test_source_cells_follow_the_conventions(notebook):
         elif meta.get("grade") and cell["cell_type"] == "code":
             problem = int(re.match(r"p(\d+)_", gid).group(1))
             tail = text.rstrip().splitlines()[-4:]
-            assert tail == ["### BEGIN HIDDEN TESTS", "from autograder.nbgrader_bridge import run_checks",
+            assert tail == ["### BEGIN HIDDEN TESTS", "from autograder.nbgrader.bridge import run_checks",
                             f'run_checks({problem}, "{notebook}", globals())', "### END HIDDEN TESTS"], \
                 f"{notebook}/{gid}: the hidden tests must be the last lines"
             code = [ln for ln in text.splitlines()[:-4] if ln.strip() and not ln.lstrip().startswith("#")]

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import time
 
 import numpy as np
 import pytest
 
-from autograder import sandbox_worker as wire
-from autograder.sandbox import (Cell, LocalNamespace, Limits, MissingAnswer, NotImplementedAnswer, Sandbox,
-                                SandboxCrash, SandboxTimeout, StudentError)
-from autograder.harness import ROOT, hidden_paths
+from autograder.sandbox import wire
+from autograder.sandbox.errors import MissingAnswer, NotImplementedAnswer, SandboxCrash, SandboxTimeout, StudentError
+from autograder.sandbox.host import Cell, Sandbox
+from autograder.sandbox.limits import Limits
+from autograder.sandbox.proxy import LocalStudent, time_limit
+from autograder.course import ROOT
+from autograder.grading.hidden import hidden_paths
 
 SECRET = ROOT / "autograder" / "checks" / "conftest.py"
 
@@ -24,7 +26,7 @@ def box(request):
 
     def make(source: str, **limits) -> Sandbox:
         b = Sandbox([Cell("setup", "import numpy as np"), Cell("answer", source)],
-                    limits=Limits(**{"call_timeout": 5, **limits}), label="t", hide=hidden_paths())
+                    limits=Limits(**{"call_timeout": 5, **limits}), label="t", hidden=hidden_paths())
         boxes.append(b)
         return b
 
@@ -42,7 +44,7 @@ def g(): return {"a": (1, 2.5, "x", None, [np.int64(3)])}
 class Layer:
     def __init__(self): self.w = np.ones(3, dtype=np.float32)
     def scale(self, x, by=2): return x * by
-""").namespace()
+""").student()
     a = ns.f()
     assert type(a) is np.ndarray and a.shape == (2, 3)
     assert not (a == np.zeros((2, 3))).all()  # the forged __eq__ stayed in the sandbox
@@ -73,7 +75,7 @@ def test_errors_are_classified(box):
 def todo(): raise NotImplementedError
 def bad(): return 1 / 0
 def objects(): return np.array([object()])
-""").namespace()
+""").student()
     with pytest.raises(NotImplementedAnswer):
         ns.todo()
     with pytest.raises(StudentError, match="ZeroDivisionError"):
@@ -91,7 +93,7 @@ def spin():
     while True: pass
 def ok(): return 7
 """, call_timeout=1)
-    ns = b.namespace()
+    ns = b.student()
     t = time.monotonic()
     with pytest.raises(SandboxTimeout):
         ns.spin()
@@ -102,39 +104,39 @@ def ok(): return 7
 
 @pytest.mark.parametrize("source", ["import os; os._exit(3)", "import sys; sys.stdout.flush(); os.kill(os.getpid(), 9)"])
 def test_a_dying_child_is_a_crash_not_a_grader_error(box, source):
-    ns = box(f"import os\ndef die():\n    {source}\ndef ok(): return 1").namespace()
+    ns = box(f"import os\ndef die():\n    {source}\ndef ok(): return 1").student()
     with pytest.raises(SandboxCrash):
         ns.die()
     assert ns.ok() == 1
 
 
 def test_sys_exit_in_a_call_is_a_student_error(box):
-    ns = box("import sys\ndef leave(): sys.exit(0)").namespace()
+    ns = box("import sys\ndef leave(): sys.exit(0)").student()
     with pytest.raises(StudentError, match="SystemExit"):
         ns.leave()
 
 
 def test_time_limit_context_raises_the_limit(box):
-    ns = box("import time\ndef nap(): time.sleep(1.5); return 1", call_timeout=1).namespace()
-    with ns.time_limit(5):
+    ns = box("import time\ndef nap(): time.sleep(1.5); return 1", call_timeout=1).student()
+    with time_limit(ns, 5):
         assert ns.nap() == 1
 
 
 def test_output_is_captured_and_truncated(box):
     b = box("print('x' * 1_000_000)\ndef ok(): return 1", max_output_bytes=1000)
-    assert b.namespace().ok() == 1
+    assert b.student().ok() == 1
     report = b.close()
     assert len(report.output) == 1000 and report.output_dropped > 990_000
 
 
 def test_huge_return_values_are_refused(box):
-    ns = box("def big(): return np.zeros(20_000_000)", max_message_bytes=1 << 20).namespace()
+    ns = box("def big(): return np.zeros(20_000_000)", max_message_bytes=1 << 20).student()
     with pytest.raises(SandboxCrash, match="over the limit"):
         ns.big()
 
 
 def test_memory_limit(box):
-    ns = box("def hog(): return np.ones(10**10)", memory_bytes=2 << 30).namespace()
+    ns = box("def hog(): return np.ones(10**10)", memory_bytes=2 << 30).student()
     with pytest.raises(StudentError, match="MemoryError|Unable to allocate"):
         ns.hog()
 
@@ -159,7 +161,7 @@ def parent():
         os.kill(os.getppid(), 9); return "killed"
     except OSError as e:
         return "blocked: " + type(e).__name__
-""").namespace()
+""").student()
     assert ns.secret().startswith("blocked")
     assert ns.whoami() >= 200_000
     assert ns.net().startswith("blocked")
@@ -181,10 +183,10 @@ def bomb():
             break
     return 1
 """, max_processes=64)
-    assert b.namespace().bomb() == 1
-    uid = b.uid
+    assert b.student().bomb() == 1
+    uid = b.child.uid
     b.close()
-    from autograder.sandbox import _uid_in_use
+    from autograder.sandbox.child import _uid_in_use
 
     assert not _uid_in_use(uid)
 
@@ -193,7 +195,7 @@ def test_local_namespace_round_trips_like_the_remote_one():
     ns = {}
     exec("import numpy as np\nclass L:\n    def f(self, x): return x.view(np.matrix)\n"
          "def todo(): raise NotImplementedError", ns)
-    local = LocalNamespace(ns)
+    local = LocalStudent(ns)
     out = local.L().f(np.ones((2, 2)))
     assert type(out) is np.ndarray
     with pytest.raises(NotImplementedAnswer):
@@ -204,7 +206,7 @@ def test_local_namespace_round_trips_like_the_remote_one():
 
 def test_cells_that_hang_break_the_notebook_once_not_on_every_call(box):
     b = box("while True:\n    pass", exec_timeout=1)
-    ns = b.namespace()
+    ns = b.student()
     t = time.monotonic()
     for _ in range(5):
         with pytest.raises(SandboxCrash, match="answer cells could not be run"):

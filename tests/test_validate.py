@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder.nbgrader_autograde import ASSIGNMENT, nbgrader, prepare_course
-from autograder.solutions import make_submission, source_solutions
+from autograder.nbgrader.autograde import ASSIGNMENT, nbgrader, prepare_course
+from autograder.assignment.solutions import make_submission, source_solutions
 
-ROOT = Path(__file__).resolve().parent.parent
+from autograder.course import ROOT
 VENV_BIN = ROOT / ".venv" / "bin"
 SUCCESS = "Success! Your notebook passes all the tests."
 # nbgrader validate prints the source of every failed cell indented by four spaces; the first line

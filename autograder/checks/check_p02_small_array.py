@@ -32,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autograder.checks.helpers import as_array, assert_close, close, read_attr, unanswered
+from autograder.checks.assertions import as_array, assert_close, close, read_attr, unanswered
+from autograder.checks.conv2d import make_case, verify_dweights, verify_dx, verify_forward
 
 PROBLEM = 2
 NOTEBOOK = "01_scratch_cnn"
@@ -96,10 +97,8 @@ def compare(value, expected, what, accepted, flipped=None):
 def real_convolution(student, rng, oracle, what: str) -> None:
     """A Conv2d that only replays the worked example would pass the three checks below: their points
     need the same computation to be right on a random stride-1, unpadded case too."""
-    from autograder.checks import check_p01_conv2d as p1
-
-    x, w, b, d = p1.make_case(rng, 2, 2, 5, 6, 3, 3, 1, 0)
-    verify = {"forward": p1.verify_forward, "d_x": p1.verify_dx, "d_weights": p1.verify_dweights}[what]
+    x, w, b, d = make_case(rng, 2, 2, 5, 6, 3, 3, 1, 0)
+    verify = {"forward": verify_forward, "d_x": verify_dx, "d_weights": verify_dweights}[what]
     args = (student, oracle, x, w, b, 1, 0) + ((d,) if what != "forward" else ())
     try:
         verify(*args)

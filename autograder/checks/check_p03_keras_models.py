@@ -1,9 +1,9 @@
 """Problem 3, Keras part (6 points): ``build_padding_model`` and ``build_single_conv_model``.
 
 The models are read as ``model.to_json()`` text only (``json.loads``, a whitelist of layer classes and
-fields, see ``helpers.parse_model_json``) and rebuilt here with real Keras layers; nothing of the
+fields, see ``keras_models.parse_model_json``) and rebuilt here with real Keras layers; nothing of the
 student's model is ever deserialised by Keras. Expected architectures are written out below and
-their numbers derived with the usual formulas (``helpers.analyse``):
+their numbers derived with the usual formulas (``keras_models.analyse``):
 
     build_padding_model("valid", 1)  2,002,698 parameters      ("valid", 2)    36,618
     build_padding_model("same", 1)   3,231,498                 ("same", 2)     85,770
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.checks.helpers import (LayerSpec, architecture_problems, require, run_cases, short, student_model,
-                                       type_name)
+from autograder.checks.assertions import require, run_cases, short, type_name
+from autograder.checks.keras_models import LayerSpec, architecture_problems, student_model
 
 PROBLEM = 3
 NOTEBOOK = "02_keras"

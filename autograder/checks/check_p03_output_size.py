@@ -11,7 +11,7 @@ import numbers
 
 import pytest
 
-from autograder.checks.helpers import require, run_cases, short
+from autograder.checks.assertions import require, run_cases, short
 
 PROBLEM = 3
 NOTEBOOK = "01_scratch_cnn"

@@ -10,30 +10,28 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autograder.checks.helpers import (TOL, as_array, assert_close, assert_shape, close, distinct, make_pool,
-                                       pair, pool_label, pool_out_shape, pool_shape_hint, run_cases,
+from autograder.checks import oracles, pooling
+from autograder.checks.assertions import as_array, assert_shape, close, distinct, run_cases
+from autograder.checks.pooling import (Pooling, pool_and_stride, pool_label, pool_out_shape, pool_shape_hint,
                                        window_view)
 
 PROBLEM = 4
 NOTEBOOK = "01_scratch_cnn"
 
-
-def forward_case(student, oracle, x, pool, stride=None):
-    out = as_array(make_pool(student, "MaxPool2D", pool, stride).forward(x), "forward(x)")
-    expected = oracle.max_pool(x, pool, stride)
-    assert_shape(out, expected.shape, "forward(x)", hint=pool_shape_hint(out.shape, x.shape, pool, stride))
-    lead = ""
-    if not close(out, expected):
-        if close(out, window_view(x, pool, stride).mean(axis=(-2, -1))):
-            lead = "this is the average of each window, not its maximum"
-        elif close(out, window_view(x, pool, stride).min(axis=(-2, -1))):
-            lead = "this is the minimum of each window, not its maximum"
-    assert_close(out, expected, "forward(x)", **TOL, lead=lead,
-                 hint="out[n, c, i, j] = max of x[n, c, i*sh : i*sh + ph, j*sw : j*sw + pw].")
+BASIC = pooling.BASIC
+VARIETY = pooling.VARIETY + [((2, 1, 8, 11), 2, 3)]  # stride larger than the window: gaps
 
 
-def backward_diagnosis(dx, x, pool, stride, d) -> str:
-    (ph, pw), (sh, sw) = pair(pool), pair(pool if stride is None else stride)
+def forward_lead(out, x, pool, stride) -> str:
+    if close(out, window_view(x, pool, stride).mean(axis=(-2, -1))):
+        return "this is the average of each window, not its maximum"
+    if close(out, window_view(x, pool, stride).min(axis=(-2, -1))):
+        return "this is the minimum of each window, not its maximum"
+    return ""
+
+
+def backward_lead(dx, x, pool, stride, d, expected) -> str:
+    (ph, pw), (sh, sw) = pool_and_stride(pool, stride)
     spread = np.zeros_like(x)
     Ho, Wo = d.shape[2:]
     for i in range(ph):
@@ -50,44 +48,19 @@ def backward_diagnosis(dx, x, pool, stride, d) -> str:
     return ""
 
 
-def backward_case(student, oracle, x, pool, stride, d):
-    layer = make_pool(student, "MaxPool2D", pool, stride)
-    layer.forward(x)
-    dx = as_array(layer.backward(d), "backward(d_out)")
-    expected = oracle.max_pool_grad(x, pool, stride, d)
-    assert_shape(dx, x.shape, "backward(d_out)", hint="d_x has the shape of the input x.")
-    lead = "" if close(dx, expected) else backward_diagnosis(dx, x, pool, stride, d)
-    assert_close(dx, expected, "d_x returned by backward", **TOL, lead=lead,
-                 hint="d_x[n, c, arg-max row, arg-max col of window (i, j)] += d_out[n, c, i, j]; every other cell gets 0.")
-
-
-def cases(rng, specs, fn, student, oracle, with_grad=False):
-    out = []
-    for shape, pool, stride in specs:
-        x = distinct(rng, shape)
-        if with_grad:
-            d = rng.normal(size=pool_out_shape(shape, pool, stride))
-            out.append((pool_label(shape, pool, stride),
-                        lambda x=x, pool=pool, stride=stride, d=d: fn(student, oracle, x, pool, stride, d)))
-        else:
-            out.append((pool_label(shape, pool, stride),
-                        lambda x=x, pool=pool, stride=stride: fn(student, oracle, x, pool, stride)))
-    return out
-
-
-BASIC = [((2, 3, 6, 8), 2, None), ((1, 2, 9, 6), 3, None)]
-VARIETY = [((2, 2, 7, 9), 2, None),          # H and W not divisible by the pool size: floor
-           ((2, 3, 6, 9), (2, 3), None),     # tuple pool size
-           ((2, 2, 7, 8), 3, 1),             # overlapping windows
-           ((1, 2, 8, 7), (3, 2), (2, 1)),   # tuple pool and stride, overlapping in one direction
-           ((2, 1, 8, 11), 2, 3)]            # stride larger than the window: gaps
+MAX_POOL = Pooling(
+    cls="MaxPool2D", reference=oracles.max_pool, reference_grad=oracles.max_pool_grad,
+    inputs=distinct,  # tie-free: the arg-max of every window is unique
+    forward_lead=forward_lead, backward_lead=backward_lead,
+    forward_hint="out[n, c, i, j] = max of x[n, c, i*sh : i*sh + ph, j*sw : j*sw + pw].",
+    backward_hint="d_x[n, c, arg-max row, arg-max col of window (i, j)] += d_out[n, c, i, j]; every other cell gets 0.")
 
 
 @pytest.mark.check(points=1, name="forward output shape",
                    hint="H' = (H - pool_h) // stride_h + 1 (floor, no padding); pool_size and stride may be ints or (h, w) pairs")
 def check_forward_shape(student, rng, partial):
     def shape_case(shape, pool, stride):
-        out = as_array(make_pool(student, "MaxPool2D", pool, stride).forward(distinct(rng, shape)), "forward(x)")
+        out = as_array(MAX_POOL.layer(student, pool, stride).forward(distinct(rng, shape)), "forward(x)")
         assert_shape(out, pool_out_shape(shape, pool, stride), "forward(x)",
                      hint=pool_shape_hint(out.shape, shape, pool, stride))
 
@@ -97,26 +70,26 @@ def check_forward_shape(student, rng, partial):
 
 @pytest.mark.check(points=2, name="forward matches tf.nn.max_pool2d (stride = pool size)",
                    hint="the maximum of each window, separately for every sample and channel")
-def check_forward_basic(student, rng, oracle, partial):
-    run_cases(cases(rng, BASIC, forward_case, student, oracle), partial, "forward")
+def check_forward_basic(student, rng, partial):
+    MAX_POOL.check_forward(student, rng, partial, BASIC)
 
 
 @pytest.mark.check(points=2, name="forward with uneven sizes, tuple pool sizes and strides",
                    hint="floor the output size, use (h, w) pool sizes and strides as given, and let windows overlap when stride < pool size")
-def check_forward_variety(student, rng, oracle, partial):
-    run_cases(cases(rng, VARIETY, forward_case, student, oracle), partial, "forward")
+def check_forward_variety(student, rng, partial):
+    MAX_POOL.check_forward(student, rng, partial, VARIETY)
 
 
 @pytest.mark.check(points=2, name="backward routes d_out to the arg-max (stride = pool size)",
                    hint="only the position that held each window's maximum receives that window's d_out; every other cell gets 0")
-def check_backward_basic(student, rng, oracle, partial):
-    run_cases(cases(rng, BASIC, backward_case, student, oracle, with_grad=True), partial, "backward")
+def check_backward_basic(student, rng, partial):
+    MAX_POOL.check_backward(student, rng, partial, BASIC)
 
 
 @pytest.mark.check(points=2, name="backward with overlapping windows, uneven sizes and tuple pool sizes",
                    hint="window (i, j) starts at (i*stride_h, j*stride_w); gradients of overlapping windows add up (+=); rows/columns left over by the floor get 0")
-def check_backward_variety(student, rng, oracle, partial):
-    run_cases(cases(rng, VARIETY, backward_case, student, oracle, with_grad=True), partial, "backward")
+def check_backward_variety(student, rng, partial):
+    MAX_POOL.check_backward(student, rng, partial, VARIETY)
 
 
 @pytest.mark.check(points=1, name="backward with ties sends each window's gradient to its maximum once",
@@ -127,7 +100,7 @@ def check_ties(student, rng):
     x[0, 0, :2, :2] = 1.0  # a window where all four cells tie
     x[1, 1, 2:4, 4:6] = [[2.0, 2.0], [0.0, 2.0]]
     d = rng.uniform(0.5, 1.5, size=pool_out_shape(x.shape, pool))
-    layer = make_pool(student, "MaxPool2D", pool)
+    layer = MAX_POOL.layer(student, pool)
     layer.forward(x)
     dx = assert_shape(layer.backward(d), x.shape, "backward(d_out) with tied maxima").astype(np.float64)
     win_x = window_view(x, pool)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autograder.checks.helpers import as_array, assert_close, close, run_cases
+from autograder.checks.assertions import as_array, assert_close, close, run_cases
 
 PROBLEM = 6
 NOTEBOOK = "01_scratch_cnn"

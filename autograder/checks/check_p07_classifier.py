@@ -1,9 +1,11 @@
 """Problem 7 (15 points): Scratch2dCNNClassifier trained on harness data, scored on held-out images.
 
-The classifier is fitted ONCE per grading run (the result is cached per sandbox, see
+The classifier is fitted ONCE per grading run (the result is cached for the pytest session, see
 ``training``): ``Scratch2dCNNClassifier(random_state=0).fit(X_train, y_train)`` on 2,000 MNIST
-images within 120 s (the notebook asks for well under a minute: the rest is headroom for a busy grader), then ``predict`` on 1,000 held-out images within 30 s. The held-out labels
-never leave this process; the accuracy is computed here.
+images within ``course.FIT_SECONDS`` (the notebook asks for well under a minute: the rest is
+headroom for a busy grader), then ``predict`` on 1,000 held-out images within
+``course.PREDICT_SECONDS`` (both in ``autograder/course.py``). The held-out labels never leave this
+process; the accuracy is computed here.
 
 Every point of this problem is gated on a held-out accuracy clearly above chance (>= 0.30), so a
 constant or random predictor scores 0 throughout. Accuracy bands (fraction of the 11 points):
@@ -23,13 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from autograder.checks.helpers import as_array, require, short, type_name
+from autograder.checks.assertions import as_array, require, short, type_name
+from autograder.course import FIT_SECONDS, PREDICT_SECONDS
+from autograder.sandbox.proxy import time_limit
 
 PROBLEM = 7
 NOTEBOOK = "01_scratch_cnn"
 
-FIT_SECONDS = 120
-PREDICT_SECONDS = 30
 GATE = 0.30
 BANDS = ((0.90, 1.0), (0.85, 0.85), (0.80, 0.7), (0.70, 0.5), (0.50, 0.3), (0.30, 0.1))
 
@@ -45,16 +47,6 @@ class Training:
 
 
 _CACHE: dict = {"key": None, "training": None}
-
-
-def _sandbox_of(student):
-    """What identifies one student's sandbox across checks (each check gets a new proxy object)."""
-    for attr in ("_sandbox", "_ns"):
-        try:
-            return object.__getattribute__(student, attr)
-        except AttributeError:
-            continue
-    return student
 
 
 def _labels(pred, n: int) -> tuple[np.ndarray | None, str]:
@@ -83,9 +75,9 @@ def _train(student, data) -> Training:
     t = Training()
     try:
         clf = student.Scratch2dCNNClassifier(random_state=0)
-        with student.time_limit(FIT_SECONDS):
+        with time_limit(student, FIT_SECONDS):
             clf.fit(data.X_train, data.y_train)
-        with student.time_limit(PREDICT_SECONDS):
+        with time_limit(student, PREDICT_SECONDS):
             t.predictions = clf.predict(data.X_heldout)
     except Exception as exc:  # student errors and timeouts: reported by every check of this problem
         t.error = exc
@@ -102,9 +94,11 @@ def _train(student, data) -> Training:
 
 
 def training(student, grading_data, request) -> Training:
-    """Fit and predict once per grading run: per pytest session (a re-run of the nbgrader test cell
-    is a new session), sandbox and data set; later checks reuse the result."""
-    key = (request.session, _sandbox_of(student), grading_data)
+    """Fit and predict once per grading run: per pytest session and data set; later checks reuse the
+    result. A session grades one student (the grader runs one per submission, the nbgrader bridge
+    one per run of the test cell), so it also stands for the student's sandbox, which each check
+    sees through a new ``student`` object."""
+    key = (request.session, grading_data)
     cached = _CACHE["key"]
     if cached is None or any(a is not b for a, b in zip(cached, key)):
         _CACHE.update(key=key, training=None)  # one entry: nothing of an earlier submission is kept
@@ -136,7 +130,7 @@ def nan_note(t: Training) -> str:
 
 
 @pytest.mark.check(points=11, name="held-out accuracy after fit on 2,000 images",
-                   hint="train for enough epochs within 120 s (aim for well under a minute) with a sensible learning rate; check the softmax/cross-entropy gradient and that every layer's update runs")
+                   hint=f"train for enough epochs within {FIT_SECONDS:g} s (aim for well under a minute) with a sensible learning rate; check the softmax/cross-entropy gradient and that every layer's update runs")
 def check_heldout_accuracy(student, grading_data, request, partial):
     t = training(student, grading_data, request)
     gate(t)

@@ -1,15 +1,17 @@
 """Problem 8 (10 points): ``build_lenet()``, a compiled LeNet-style keras.Sequential.
 
 The architecture is read from ``model.to_json()`` with ``json.loads`` only (whitelisted layers and
-fields) and rebuilt here with real Keras layers (see ``helpers.student_model``). The compile
+fields) and rebuilt here with real Keras layers (see ``keras_models.student_model``). The compile
 settings come from ``model.get_compile_config()`` (a plain dict). Then the student's model is
 trained briefly in the sandbox on the harness's images and scored here on held-out images whose
 labels never leave this process.
 
 Training: ``model.fit(X, y, epochs=2, batch_size=64, verbose=0)`` on 2,000 images (one-hot y if
-the loss is categorical_crossentropy), within 120 s. A model returned uncompiled loses the compile
-check's point and is compiled here with Adam and sparse categorical cross-entropy for training. Bands on the held-out accuracy (fraction of
-the 4 points): >= 0.70: 1.0, >= 0.50: 0.75, >= 0.30: 0.5, >= 0.20: 0.25, below: 0 (chance 0.10).
+the loss is categorical_crossentropy), within ``course.FIT_SECONDS``, then ``model.predict`` on 1,000
+held-out images within ``course.PREDICT_SECONDS`` (both in ``autograder/course.py``). A model returned
+uncompiled loses the compile check's point and is compiled here with Adam and sparse categorical
+cross-entropy for training. Bands on the held-out accuracy (fraction of the 4 points):
+>= 0.70: 1.0, >= 0.50: 0.75, >= 0.30: 0.5, >= 0.20: 0.25, below: 0 (chance 0.10).
 LeNet with Adam or RMSprop reaches 0.73-0.89 after these two epochs, depending on its random
 initialisation; plain SGD at its default rate learns far more slowly.
 """
@@ -18,14 +20,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autograder.checks.helpers import LayerSpec, analyse, as_array, require, short, student_model, type_name
+from autograder.checks.assertions import as_array, require, short, type_name
+from autograder.checks.keras_models import LayerSpec, analyse, student_model
+from autograder.course import FIT_SECONDS, PREDICT_SECONDS
+from autograder.sandbox.proxy import time_limit
 
 PROBLEM = 8
 NOTEBOOK = "02_keras"
 
 INPUT = (28, 28, 1)
-FIT_SECONDS = 120
-PREDICT_SECONDS = 30
 BANDS = ((0.70, 1.0), (0.50, 0.75), (0.30, 0.5), (0.20, 0.25))
 
 
@@ -147,9 +150,9 @@ def check_training(student, grading_data, partial):
         y = np.eye(10, dtype=np.float32)[y]
     X = np.ascontiguousarray(grading_data.X_train.transpose(0, 2, 3, 1))
     Xh = np.ascontiguousarray(grading_data.X_heldout.transpose(0, 2, 3, 1))
-    with student.time_limit(FIT_SECONDS):
+    with time_limit(student, FIT_SECONDS):
         model.fit(X, y, epochs=2, batch_size=64, verbose=0)
-    with student.time_limit(PREDICT_SECONDS):
+    with time_limit(student, PREDICT_SECONDS):
         probs = as_array(model.predict(Xh, verbose=0), "model.predict(X)")
     n = len(grading_data.y_heldout)
     require(probs.shape == (n, 10), f"model.predict(X) returned shape {probs.shape} for {n} images, expected ({n}, 10).")

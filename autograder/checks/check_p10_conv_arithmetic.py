@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 import pytest
 
-from autograder.checks.helpers import require, short, type_name, unanswered
+from autograder.checks.assertions import require, short, type_name, unanswered
 
 PROBLEM = 10
 NOTEBOOK = "03_theory"

@@ -1,8 +1,13 @@
 """Fixtures of the hidden checks that do not depend on the sandbox.
 
-``student``, ``partial`` and ``grading_data`` come from the harness plugin
-(``autograder/harness.py``); this file adds ``rng`` and ``oracle`` and registers the ``check``
-marker.
+``student``, ``partial`` and ``grading_data`` come from the grader's pytest plugin
+(``autograder/grading/plugin.py``); this file adds ``rng`` and ``oracle`` and registers the
+``check`` marker.
+
+Only ``check_*.py`` modules are collected (``pytest.ini``); the others are the checks' library:
+``assertions`` (generic assertions and partial credit), ``conv2d`` (Problems 1 and 2),
+``pooling`` (Problems 4 and 5), ``keras_models`` (Problems 3 and 8) and ``oracles`` (TensorFlow).
+No check module imports another.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ def rng(request) -> np.random.Generator:
 
 @pytest.fixture(scope="session")
 def oracle():
-    """``autograder.oracles`` (TensorFlow is imported on its first use, once per process)."""
-    from autograder import oracles
+    """``autograder.checks.oracles`` (TensorFlow is imported on its first use, once per process)."""
+    from autograder.checks import oracles
 
     return oracles

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import copy
 
-from nbgrader import utils
 from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import ClearHiddenTests, OverwriteCells
+
+from autograder.assignment import metadata
 
 
 class RestoreHiddenTests(OverwriteCells):
     def preprocess_cell(self, cell, resources, cell_index):
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id is not None and utils.is_locked(cell):
+        grade_id = metadata.grade_id(cell)
+        if grade_id is not None and metadata.is_locked(cell):
             try:
                 source_cell = self.gradebook.find_source_cell(grade_id, self.notebook_id, self.assignment_id)
             except MissingEntry:

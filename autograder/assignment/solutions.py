@@ -8,19 +8,14 @@ and builds submissions from the release, as a student would hand them in.
 """
 from __future__ import annotations
 
-import re
 import shutil
 import types
 from pathlib import Path
 
 import nbformat
 
+from autograder.assignment import metadata
 from autograder.course import RELEASE_DIR, SOURCE_DIR
-_MARKER = re.compile(r"^\s*### (BEGIN|END) (SOLUTION|HIDDEN TESTS)\s*$")
-
-
-def _grade_id(cell) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
 # The written answers (Problems 9 and 11) of the example submissions. The source's manual cells hold
@@ -61,17 +56,16 @@ def source_solutions(source_dir: Path = SOURCE_DIR) -> dict[str, dict[str, str]]
         nb = nbformat.read(path, as_version=4)
         cells = {}
         for cell in nb.cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if not meta.get("solution"):
+            if not metadata.is_solution(cell):
                 continue
-            gid = meta["grade_id"]
+            gid = metadata.grade_id(cell)
             if cell.cell_type != "code":
                 if gid not in STUDENT_ANSWERS:
                     raise KeyError(f"{path.name}: no student-written answer for the manual cell {gid} "
-                                   "in autograder.solutions.STUDENT_ANSWERS")
+                                   "in autograder.assignment.solutions.STUDENT_ANSWERS")
                 cells[gid] = STUDENT_ANSWERS[gid]
                 continue
-            lines = [ln for ln in cell.source.splitlines() if not _MARKER.match(ln)]
+            lines = [ln for ln in cell.source.splitlines() if not metadata.is_marker(ln)]
             cells[gid] = "\n".join(lines)
         out[path.stem] = cells
     return out
@@ -96,8 +90,8 @@ def make_submission(dest: Path, *, solved: bool = True, overrides: dict[str, str
     for path in sorted(Path(release_dir).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
-            gid = _grade_id(cell)
-            if gid in answers and cell.metadata["nbgrader"].get("solution"):
+            gid = metadata.grade_id(cell)
+            if gid in answers and metadata.is_solution(cell):
                 cell.source = answers[gid]
         nbformat.write(nb, dest / path.name)
     for extra in Path(release_dir).glob("*.py"):
@@ -116,10 +110,11 @@ def solution_module(notebook: str = "01_scratch_cnn", source_dir: Path = SOURCE_
     sys.path.insert(0, str(source_dir))
     try:
         for cell in nb.cells:
-            meta = cell.metadata.get("nbgrader", {})
-            gid = meta.get("grade_id", "")
-            if cell.cell_type == "code" and (meta.get("solution") or (gid.startswith("setup") and meta.get("locked"))):
-                lines = [ln for ln in cell.source.splitlines() if not _MARKER.match(ln) and not ln.lstrip().startswith("%")]
+            gid = metadata.grade_id(cell) or ""
+            if cell.cell_type == "code" and (metadata.is_solution(cell)
+                                             or (gid.startswith("setup") and metadata.is_locked(cell))):
+                lines = [ln for ln in cell.source.splitlines()
+                         if not metadata.is_marker(ln) and not ln.lstrip().startswith("%")]
                 exec(compile("\n".join(lines), f"<{notebook}:{gid}>", "exec"), module.__dict__)
     finally:
         sys.path.remove(str(source_dir))

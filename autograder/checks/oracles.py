@@ -1,4 +1,4 @@
-"""Independent reference results for the hidden checks.
+"""Independent reference results for the hidden checks, and the grader's one import of TensorFlow.
 
 Every function takes and returns float64 NumPy arrays in NCHW layout (the course's layout).
 The convolution and pooling oracles run TensorFlow's own kernels (``tf.nn.conv2d``,
@@ -6,7 +6,9 @@ The convolution and pooling oracles run TensorFlow's own kernels (``tf.nn.conv2d
 ``numerical_gradient`` is plain NumPy centred differences, for cross-checks on tiny inputs.
 None of this uses the course's own solution.
 
-TensorFlow is imported lazily, once per process, on the first call that needs it.
+TensorFlow is imported lazily, once per process, on the first call that needs it: ``tensorflow()``
+is the one place that imports it (``keras_models`` goes through it too). The checks reach this
+module through the ``oracle`` fixture (``conftest.py``).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 _TF = None
 
 
-def _tf():
+def tensorflow():
     """TensorFlow, imported on first use and cached for the life of the process."""
     global _TF
     if _TF is None:
@@ -28,7 +30,8 @@ def _tf():
     return _TF
 
 
-def _pair(v) -> tuple[int, int]:
+def pair(v) -> tuple[int, int]:
+    """An int or an (h, w) pair as (h, w): how pool sizes, strides and kernel sizes are given."""
     if isinstance(v, (tuple, list)):
         a, b = v
         return int(a), int(b)
@@ -36,7 +39,7 @@ def _pair(v) -> tuple[int, int]:
 
 
 def _nhwc(x: np.ndarray):
-    tf = _tf()
+    tf = tensorflow()
     return tf.constant(np.transpose(np.asarray(x, dtype=np.float64), (0, 2, 3, 1)))
 
 
@@ -46,7 +49,7 @@ def _nchw(t) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- convolution
 def _conv_nhwc(x_nhwc, w_kkcf, b, stride: int, pad: int):
-    tf = _tf()
+    tf = tensorflow()
     xp = tf.pad(x_nhwc, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
     out = tf.nn.conv2d(xp, w_kkcf, strides=[1, int(stride), int(stride), 1], padding="VALID")
     return out + tf.reshape(b, (1, 1, 1, -1))
@@ -54,19 +57,19 @@ def _conv_nhwc(x_nhwc, w_kkcf, b, stride: int, pad: int):
 
 def _filters(w: np.ndarray):
     """(F, C, k, k) -> TensorFlow's (k, k, C, F)."""
-    return _tf().constant(np.transpose(np.asarray(w, dtype=np.float64), (2, 3, 1, 0)))
+    return tensorflow().constant(np.transpose(np.asarray(w, dtype=np.float64), (2, 3, 1, 0)))
 
 
 def conv2d_forward(x, w, b, stride: int = 1, pad: int = 0) -> np.ndarray:
     """Cross-correlation of x (N, C, H, W) with w (F, C, k, k) plus b (F,): (N, F, H', W')."""
-    tf = _tf()
+    tf = tensorflow()
     out = _conv_nhwc(_nhwc(x), _filters(w), tf.constant(np.asarray(b, dtype=np.float64)), stride, pad)
     return _nchw(out)
 
 
 def conv2d_grads(x, w, b, stride: int, pad: int, d_out) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of ``sum(conv2d_forward(x, w, b) * d_out)``: (d_x, d_w, d_b) in the shapes of x, w, b."""
-    tf = _tf()
+    tf = tensorflow()
     xt, wt = _nhwc(x), _filters(w)
     bt = tf.constant(np.asarray(b, dtype=np.float64))
     gt = _nhwc(d_out)
@@ -79,9 +82,9 @@ def conv2d_grads(x, w, b, stride: int, pad: int, d_out) -> tuple[np.ndarray, np.
 
 # ----------------------------------------------------------------------------- pooling
 def _pool(kind: str, x_nhwc, pool, stride):
-    tf = _tf()
-    ph, pw = _pair(pool)
-    sh, sw = _pair(pool if stride is None else stride)
+    tf = tensorflow()
+    ph, pw = pair(pool)
+    sh, sw = pair(pool if stride is None else stride)
     fn = tf.nn.max_pool2d if kind == "max" else tf.nn.avg_pool2d
     return fn(x_nhwc, ksize=[1, ph, pw, 1], strides=[1, sh, sw, 1], padding="VALID")
 
@@ -91,7 +94,7 @@ def _pool_forward(kind, x, pool, stride):
 
 
 def _pool_grad(kind, x, pool, stride, d_out):
-    tf = _tf()
+    tf = tensorflow()
     xt, gt = _nhwc(x), _nhwc(d_out)
     with tf.GradientTape() as tape:
         tape.watch(xt)

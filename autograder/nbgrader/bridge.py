@@ -1,9 +1,9 @@
-"""The hidden test cells of ``source/`` call ``run_checks``: the harness's checks, run inside
+"""The hidden test cells of ``source/`` call ``run_checks``: the grader's checks, run inside
 nbgrader's kernel against the kernel's own namespace, so ``nbgrader autograde`` gives the same
 autograded points as ``python -m autograder grade``.
 
     ### BEGIN HIDDEN TESTS
-    from autograder.nbgrader_bridge import run_checks
+    from autograder.nbgrader.bridge import run_checks
     run_checks(1, "01_scratch_cnn", globals())
     ### END HIDDEN TESTS
 
@@ -51,16 +51,16 @@ class Points(float):
 
 
 def run_checks(problem: int, notebook: str, namespace: dict, verbose: bool = True) -> Points:
-    from autograder.harness import CHECKS_DIR, _notebook_of, run_checks as harness_run_checks
-    from autograder.sandbox import LocalNamespace
+    """Run Problem ``problem``'s checks of ``notebook`` against ``namespace`` (the kernel's globals)."""
+    from autograder.grading.plugin import check_modules, notebook_of, run_check_modules
+    from autograder.sandbox.proxy import LocalStudent
 
-    modules = sorted(p.name for p in CHECKS_DIR.glob(f"check_p{problem:02d}_*.py")
-                     if _notebook_of(p) == notebook)
+    modules = [m for m in check_modules() if m.startswith(f"check_p{problem:02d}_") and notebook_of(m) == notebook]
     if not modules:
         raise ValueError(f"no checks for Problem {problem} in {notebook}")
-    local = LocalNamespace(namespace)
+    local = LocalStudent(namespace)
     with _no_stderr():
-        results, _ = harness_run_checks(lambda nb: local, modules, capture="sys")
+        results, _ = run_check_modules(lambda nb: local, modules, capture="sys")
     earned = sum(r.score for r in results)
     possible = sum(r.max_score for r in results)
     if verbose:

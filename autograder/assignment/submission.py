@@ -1,5 +1,5 @@
-"""What the grader knows about the assignment (the release: trusted) and about one student's hand-in
-(a folder, a single notebook or a zip: untrusted), and how the second is read against the first.
+"""One student's hand-in (a folder, a single notebook or a zip: untrusted), read against the release
+(``autograder.assignment.spec``, trusted) into what the sandbox runs per notebook.
 
 The release decides what each cell is. A submitted cell is matched to the release by its nbgrader
 ``grade_id``; what the student may change (answer cells, manual answers) is taken from the
@@ -9,7 +9,6 @@ checksum and, for setup cells, always taken from the release.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 import zipfile
@@ -17,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbgrader.utils import compute_checksum
 
-from autograder.sandbox import Cell
+from autograder.assignment import metadata
+from autograder.assignment.spec import Assignment, CannotGrade, NotebookSpec
+from autograder.sandbox.host import Cell
+
+__all__ = ["CannotGrade", "Finding", "NotebookProgram", "Submission", "find_notebooks", "identify", "read_notebook"]
 
 MAX_NOTEBOOK_BYTES = 50 << 20
 MAX_ZIP_BYTES = 200 << 20
@@ -29,90 +31,6 @@ MANUAL_PLACEHOLDER = "YOUR ANSWER HERE"
 logging.getLogger("nbformat").setLevel(logging.CRITICAL)  # hostile notebooks: we report, it need not log
 
 
-class CannotGrade(Exception):
-    """The submission cannot be graded at all (no such path, an unreadable zip)."""
-
-
-# ----------------------------------------------------------------------------- the assignment
-@dataclass
-class CellSpec:
-    grade_id: str
-    kind: str            # setup | answer | visible | test | manual | locked
-    cell_type: str
-    source: str
-    checksum: str | None
-    points: float = 0.0
-
-    @property
-    def problem(self) -> int | None:
-        m = re.match(r"p(\d+)_", self.grade_id)
-        return int(m.group(1)) if m else None
-
-
-@dataclass
-class NotebookSpec:
-    name: str
-    cells: list[CellSpec]
-    ordinary: frozenset[str] = frozenset()   # sources of the release's ordinary code cells (demos, plots)
-
-    def by_id(self) -> dict[str, CellSpec]:
-        return {c.grade_id: c for c in self.cells}
-
-
-def _kind(meta: dict, cell_type: str, grade_id: str) -> str:
-    if meta.get("solution") and meta.get("grade"):
-        return "manual" if cell_type == "markdown" else "answer"
-    if meta.get("solution"):
-        return "answer"
-    if meta.get("grade"):
-        # The visible tests (`pN_visible`) are graded cells worth 0 points, so that nbgrader's
-        # Validate names the problems whose visible tests fail; they are not test cells with points.
-        if grade_id.endswith("_visible") and not float(meta.get("points", 0) or 0):
-            return "visible"
-        return "test"
-    if cell_type == "code" and grade_id.startswith("setup"):
-        return "setup"
-    return "locked"
-
-
-@dataclass
-class Assignment:
-    """The release notebooks of one assignment, read once per harness process."""
-
-    directory: Path
-    notebooks: dict[str, NotebookSpec]
-    support_files: list[Path]
-
-    @classmethod
-    def from_release(cls, directory: Path) -> "Assignment":
-        directory = Path(directory)
-        notebooks = {}
-        for path in sorted(directory.glob("*.ipynb")):
-            nb = nbformat.read(path, as_version=4)
-            cells, ordinary = [], set()
-            for cell in nb.cells:
-                meta = cell.metadata.get("nbgrader", {})
-                if "grade_id" not in meta:
-                    if cell.cell_type == "code":
-                        ordinary.add(cell.source.strip())
-                    continue
-                gid = meta["grade_id"]
-                cells.append(CellSpec(gid, _kind(meta, cell.cell_type, gid), cell.cell_type, cell.source,
-                                      meta.get("checksum"), float(meta.get("points", 0) or 0)))
-            notebooks[path.stem] = NotebookSpec(path.stem, cells, frozenset(ordinary))
-        if not notebooks:
-            raise CannotGrade(f"no release notebooks in {directory}: run `python3 tasks.py release` first")
-        support = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == ".py")
-        return cls(directory, notebooks, support)
-
-    def manual_cells(self) -> list[tuple[str, CellSpec]]:
-        return [(nb.name, c) for nb in self.notebooks.values() for c in nb.cells if c.kind == "manual"]
-
-    def test_cells(self) -> list[tuple[str, CellSpec]]:
-        return [(nb.name, c) for nb in self.notebooks.values() for c in nb.cells if c.kind == "test"]
-
-
-# ----------------------------------------------------------------------------- a submission
 @dataclass
 class Finding:
     """Something about the hand-in the instructor (and the student) should know."""
@@ -132,11 +50,11 @@ class NotebookProgram:
 
     name: str
     cells: list[Cell] = field(default_factory=list)
-    problem: str | None = None   # set when the notebook is missing or unreadable: student-facing
+    why_not: str | None = None   # set when the notebook is missing or unreadable: student-facing
 
     @property
     def ok(self) -> bool:
-        return self.problem is None
+        return self.why_not is None
 
 
 @dataclass
@@ -158,7 +76,7 @@ class Submission:
             if path.is_file() and path.suffix.lower() == ".zip":
                 tmp = Path(tempfile.mkdtemp(prefix="cnn2d-zip-"))
                 _safe_unzip(path, tmp)
-                files = _find_notebooks(tmp, assignment, findings)
+                files = find_notebooks(tmp, assignment, findings)
             elif path.is_file():
                 stem, unreadable = ((path.stem, None) if path.stem in assignment.notebooks
                                     else identify(path, assignment))
@@ -170,11 +88,11 @@ class Submission:
                         "this file is not one of the assignment's notebooks ("
                         + ", ".join(f"{n}.ipynb" for n in assignment.notebooks) + ")")))
             else:
-                files = _find_notebooks(path, assignment, findings)
+                files = find_notebooks(path, assignment, findings)
             programs, manual = {}, {}
             for name, spec in assignment.notebooks.items():
                 if name not in files:
-                    programs[name] = NotebookProgram(name, problem=f"{name}.ipynb is missing from the submission")
+                    programs[name] = NotebookProgram(name, why_not=f"{name}.ipynb is missing from the submission")
                     continue
                 programs[name] = _program(files[name], spec, findings, manual)
         finally:
@@ -207,20 +125,17 @@ def _safe_unzip(archive: Path, dest: Path) -> None:
 def identify(path: Path, assignment: Assignment) -> tuple[str | None, str | None]:
     """Which assignment notebook a renamed file is, judged by the nbgrader grade_ids it holds.
     Returns (notebook name, None), or (None, why it could not be read)."""
-    nb, problem, _ = read_notebook(path)
+    nb, why_not, _ = read_notebook(path)
     if nb is None:
-        return None, problem
-    ids = set()
-    for c in nb.cells:
-        meta = c.get("metadata", {}) if isinstance(c, dict) else {}
-        gid = meta.get("nbgrader", {}).get("grade_id") if isinstance(meta, dict) and isinstance(meta.get("nbgrader"), dict) else None
-        if isinstance(gid, str):
-            ids.add(gid)
+        return None, why_not
+    ids = {gid for c in nb.cells if (gid := metadata.grade_id(c)) is not None}
     best = max(assignment.notebooks.values(), key=lambda spec: len(ids & set(spec.by_id())))
     return (best.name, None) if ids & set(best.by_id()) - {"setup"} else (None, None)
 
 
-def _find_notebooks(folder: Path, assignment: Assignment, findings: list[Finding]) -> dict[str, Path]:
+def find_notebooks(folder: Path, assignment: Assignment, findings: list[Finding]) -> dict[str, Path]:
+    """The assignment's notebooks in ``folder`` (and below, renamed downloads included), by notebook name;
+    what was chosen among several candidates goes to ``findings``."""
     found: dict[str, list[Path]] = {}
     for p in folder.rglob("*.ipynb"):
         rel = p.relative_to(folder)
@@ -247,7 +162,7 @@ def _find_notebooks(folder: Path, assignment: Assignment, findings: list[Finding
 
 
 def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str | None, list[str]]:
-    """Read a notebook leniently. Returns (notebook, problem, notes): problem is set when it cannot be read."""
+    """Read a notebook leniently. Returns (notebook, why_not, notes): why_not is set when it cannot be read."""
     notes = []
     try:
         raw = path.read_bytes()
@@ -273,11 +188,11 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str | None,
 
 
 def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: dict[str, str]) -> NotebookProgram:
-    nb, problem, notes = read_notebook(path)
+    nb, why_not, notes = read_notebook(path)
     for note in notes:
         findings.append(Finding(spec.name, None, note))
     if nb is None:
-        return NotebookProgram(spec.name, problem=problem)
+        return NotebookProgram(spec.name, why_not=why_not)
     specs = spec.by_id()
     seen: dict[str, int] = {}
     cells: list[Cell] = []
@@ -285,8 +200,7 @@ def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: di
     for cell in nb.cells:
         if not isinstance(cell, dict):
             continue
-        meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell.get("metadata"), dict) else {}
-        gid = meta.get("grade_id") if isinstance(meta, dict) else None
+        gid = metadata.grade_id(cell)
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
         if not isinstance(gid, str) or gid not in specs:
@@ -304,7 +218,7 @@ def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: di
             text = source.strip()
             manual[gid] = "" if text == MANUAL_PLACEHOLDER else text
         else:
-            if _checksum(cell) != want.checksum:
+            if metadata.computed_checksum(cell) != want.checksum:
                 what = {"setup": "the release version was run instead",
                         "test": "the grader never runs notebook test cells: it has its own checks",
                         "visible": "the grader never runs notebook test cells: it has its own checks"}.get(
@@ -332,9 +246,3 @@ def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: di
                                 "put everything your answers need inside the answer cells"))
     return NotebookProgram(spec.name, cells)
 
-
-def _checksum(cell: dict) -> str | None:
-    try:
-        return compute_checksum(nbformat.from_dict(cell))
-    except Exception:  # a cell mangled badly enough that nbgrader cannot checksum it
-        return None

@@ -2,6 +2,9 @@
 
     python -m autograder release        (or: python3 tasks.py release)
 
+Its one job: run nbgrader's ``generate_assignment`` (through ``autograder.nbgrader.autograde``, the
+one home of nbgrader's environment) and summarise the release it made.
+
 ``generate_release(root)`` runs ``nbgrader generate_assignment cnn2d --force`` in the course root
 (this also records the assignment, its notebooks and hidden tests in the gradebook, which
 ``nbgrader autograde`` needs). ``generate_release(root, dest)`` does the same in a temporary copy of
@@ -10,22 +13,23 @@ the course (``source/`` + ``nbgrader_config.py``) and copies the result to ``des
 """
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import nbformat
+
+from autograder.assignment import metadata
 from autograder.course import ASSIGNMENT, ROOT
-from autograder.nbgrader_autograde import nbgrader_env
+from autograder.nbgrader import autograde
 
 
 def _run_nbgrader(course: Path) -> None:
-    cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN"]
-    proc = subprocess.run(cmd, cwd=course, env=nbgrader_env(), capture_output=True, text=True)
+    args = ("generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN")
+    proc = autograde.run(*args, cwd=course)
     if proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd[2:])}` failed in {course} (exit {proc.returncode}):\n"
+        raise RuntimeError(f"`nbgrader {' '.join(args)}` failed in {course} (exit {proc.returncode}):\n"
                            f"{proc.stdout}\n{proc.stderr}")
 
 
@@ -54,17 +58,16 @@ def generate_release(root: Path = ROOT, dest: Path | None = None) -> list[Path]:
 
 def summarize(notebook: Path) -> dict:
     """Answer cells and points of one release notebook, from its nbgrader metadata."""
-    nb = json.loads(Path(notebook).read_text())
+    nb = nbformat.read(notebook, as_version=4)
     answers = auto = manual = 0
-    for cell in nb["cells"]:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("solution") and cell["cell_type"] == "code":
+    for cell in nb.cells:
+        if metadata.is_solution(cell) and cell.cell_type == "code":
             answers += 1
-        if meta.get("grade"):
-            if cell["cell_type"] == "code":
-                auto += meta.get("points", 0)
+        if metadata.is_grade(cell):
+            if cell.cell_type == "code":
+                auto += metadata.points(cell)
             else:
-                manual += meta.get("points", 0)
+                manual += metadata.points(cell)
                 answers += 1
     return {"notebook": Path(notebook).name, "answer_cells": answers, "autograded": auto, "manual": manual}
 

@@ -1,6 +1,9 @@
-"""Run ``nbgrader autograde`` on one submission in a throw-away copy of the course, and read the
-points back from nbgrader's own gradebook. Used to show that nbgrader and the CLI agree, and to
-time the two side by side (benchmarks/bench_grading.py).
+"""Run nbgrader's own commands from the grader: the one place the package builds their environment
+(``nbgrader_env``) and command line (``run``, ``nbgrader``; release.py generates the release with
+them). ``autograde`` runs ``nbgrader autograde`` on one submission in a throw-away copy of the course
+and reads the points back from nbgrader's own gradebook. Used to show that nbgrader and the CLI
+agree, and to time the two side by side (benchmarks/bench_grading.py). ``tasks.py`` has its twin
+``env()``: it runs under the system python before this package is installed.
 
     points = autograde(Path("build/examples/submissions/full-solution"), "alice", Path("/tmp/course"))
     # {"p1_tests": 20.0, "p2_tests": 5.0, ...}
@@ -26,9 +29,15 @@ def nbgrader_env() -> dict[str, str]:
     return env
 
 
-def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=nbgrader_env(),
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``nbgrader ARGS...`` in ``cwd`` with this environment's nbgrader, output captured; never raises."""
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=nbgrader_env(),
                           capture_output=True, text=True)
+
+
+def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``run``, raising RuntimeError (with the end of nbgrader's output) when nbgrader fails."""
+    proc = run(*args, cwd=cwd)
     if proc.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc

@@ -1,0 +1,208 @@
+"""One sandbox child process: its working folder, its own uid (as root), its pipes, its printed
+output, and killing it with everything it started. Timeouts are the caller's deadlines.
+
+The child runs ``worker.py`` (with its siblings ``wire.py`` and ``jail.py``) as its whole program,
+copied into its folder: the child may not be able to read the ``autograder`` package (masked), and
+a file keeps ``ps`` readable (unlike ``-c SOURCE``).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from autograder.sandbox import wire, worker
+from autograder.sandbox.limits import Limits
+
+HERE = Path(__file__).resolve().parent
+PROGRAM = {copy: (HERE / original).read_bytes() for copy, original in worker.FILES.items()}
+MAIN = "_sandbox_worker.py"
+
+
+# ----------------------------------------------------------------------------- uids
+_uid_lock = threading.Lock()
+_uid_next = [0]
+
+
+def _uid_in_use(uid: int) -> bool:
+    """Whether a live process (zombies aside: they hold nothing and init reaps them) has ``uid``."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.stat(f"/proc/{pid}").st_uid == uid:
+                    with open(f"/proc/{pid}/stat", "rb") as f:
+                        if f.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                            return True
+            except (OSError, IndexError):
+                pass
+    return False
+
+
+def allocate_uid() -> int:
+    """A uid no process uses, unique to this grader process: each sandbox gets its own, so
+    'kill every process of this uid' reaches exactly that sandbox and whatever it forked."""
+    with _uid_lock:
+        while True:
+            _uid_next[0] += 1
+            uid = 200_000 + (os.getpid() % 50_000) * 64 + (_uid_next[0] % 64)
+            if not _uid_in_use(uid):
+                return uid
+
+
+_KILL = shutil.which("kill") or "/bin/kill"
+
+
+def kill_uid(uid: int) -> None:
+    """SIGKILL every process of ``uid``, repeatedly until none is left (a fork bomb races us)."""
+    for _ in range(20):
+        if not _uid_in_use(uid):
+            return
+        # kill(-1) from a process of that uid: every process it may signal, i.e. all of that uid.
+        subprocess.run([_KILL, "-9", "-1"],
+                       user=uid, group=uid, extra_groups=[], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+        time.sleep(0.02)
+
+
+# ----------------------------------------------------------------------------- what the child sees
+SYSTEM_ROOTS = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "sys",
+                "tmp", "usr", "var", "nix", "snap"}
+
+
+def installation_paths() -> list[str]:
+    """The interpreter's own folders (prefix, base prefix, stdlib, site-packages): bound back into the
+    child's view; never the repository or anything else on the grader's sys.path."""
+    roots = [os.path.realpath(p) for p in {sys.prefix, sys.base_prefix}]
+    paths = {sys.prefix, sys.base_prefix}
+    for p in sys.path[1:]:
+        if p and any(os.path.realpath(p) == r or os.path.realpath(p).startswith(r + os.sep) for r in roots):
+            paths.add(p)
+    return sorted(paths)
+
+
+def hidden_roots() -> list[str]:
+    """Top-level folders that are not the operating system's (/work, /home, /root, /opt, /srv, a data
+    mount ...): the child sees them empty, apart from the Python installation bound back in."""
+    return sorted(str(p) for p in Path("/").iterdir()
+                  if p.name not in SYSTEM_ROOTS and p.is_dir() and not p.is_symlink())
+
+
+# ----------------------------------------------------------------------------- the process
+class Output:
+    """The student's printed output, over every child of one sandbox, up to ``limit`` bytes."""
+
+    def __init__(self, limit: int):
+        self.limit, self.kept, self.dropped = limit, bytearray(), 0
+
+    def drain(self, stream) -> None:
+        while True:
+            chunk = stream.read1(65536)
+            if not chunk:
+                return
+            keep = max(0, self.limit - len(self.kept))
+            self.kept += chunk[:keep]
+            self.dropped += len(chunk) - min(keep, len(chunk))
+
+    def text(self) -> str:
+        return self.kept.decode("utf-8", errors="replace")
+
+
+class Child:
+    """Started by ``start``; ``send``/``receive`` raise TimeoutError (deadline), EOFError or OSError
+    (the child is gone) and ``wire.ProtocolError`` (a malformed reply); ``kill`` is idempotent."""
+
+    def __init__(self, limits: Limits, hidden: list[str], support_files: list[Path], output: Output):
+        self.limits, self.hidden, self.support_files, self.output = limits, hidden, support_files, output
+        self.uid = allocate_uid() if os.geteuid() == 0 and limits.jail else None
+        self.workdir = tempfile.mkdtemp(prefix="cnn2d-sandbox-")
+        self.proc: subprocess.Popen | None = None
+        self._drainer: threading.Thread | None = None
+
+    def start(self, deadline: float) -> dict:
+        """Spawn the child; return its first message (``ok``, ``isolation`` or ``error``)."""
+        for name, data in PROGRAM.items():
+            path = os.path.join(self.workdir, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            os.chmod(path, 0o444)
+        for f in self.support_files:
+            (Path(self.workdir) / f.name).write_bytes(f.read_bytes())
+        if self.uid is not None:
+            for p in [self.workdir, *[os.path.join(self.workdir, f.name) for f in self.support_files]]:
+                os.chown(p, self.uid, self.uid)
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        jail = self.limits.jail
+        config = {"rfd": to_child_r, "wfd": from_child_w, "limits": self.limits.rlimits(),
+                  "uid": self.uid, "gid": self.uid, "hidden": self.hidden if jail else [], "jail": jail,
+                  "workdir": self.workdir, "scratch_bytes": self.limits.scratch_bytes if jail else 0,
+                  "installation": installation_paths(), "hidden_roots": hidden_roots() if jail else []}
+        threads = os.environ.get("CNN2D_SANDBOX_THREADS", "1")
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+               "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0",
+               # One BLAS thread per sandbox: several sandboxes and the grader share the cores, and
+               # spinning OpenBLAS threads made a 4 s fit take 80 s on a busy 2-core machine.
+               "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-B", os.path.join(self.workdir, MAIN), json.dumps(config)],
+            pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, env=env, cwd=self.workdir, start_new_session=True)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._w, self._r = to_child_w, from_child_r
+        os.set_blocking(self._w, False)
+        os.set_blocking(self._r, False)
+        self._drainer = threading.Thread(target=self.output.drain, args=(self.proc.stdout,), daemon=True)
+        self._drainer.start()
+        header, _ = self.receive(deadline)
+        return header
+
+    def send(self, header: dict, arrays: list, deadline: float) -> None:
+        wire.send_message(lambda b: wire.write_all(self._w, b, deadline), header, arrays)
+
+    def receive(self, deadline: float) -> tuple[dict, list]:
+        return wire.receive_message(lambda n: wire.read_exact(self._r, n, deadline), self.limits.max_message_bytes)
+
+    def death_message(self) -> str:
+        code = None
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self.proc.wait(timeout=2)
+        if code is None:
+            return "the sandbox closed its connection"
+        if code < 0:
+            sig = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+            why = {"SIGKILL": " (killed: the memory or process limit, or a kill)",
+                   "SIGXCPU": " (the CPU-time limit)", "SIGXFSZ": " (the file-size limit)",
+                   "SIGSEGV": " (a crash in native code, often the memory limit)"}.get(sig, "")
+            return f"the sandbox process died from {sig}{why}"
+        return f"the sandbox process exited with status {code} (sys.exit or os._exit in your code?)"
+
+    def kill(self) -> None:
+        """Kill the child and everything it started; wait for it; remove its folder."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            if self.uid is not None:
+                kill_uid(self.uid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+            for fd in (self._w, self._r):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if self._drainer is not None:
+                self._drainer.join(timeout=2)
+        if self.workdir:
+            subprocess.run(["rm", "-rf", "--one-file-system", self.workdir], check=False)
+            self.workdir = None

@@ -1,0 +1,70 @@
+"""What one sandbox may use, and the time budget one submission's sandboxes share.
+
+Each limit is declared once, with its default and its help; the CLI's ``--help`` is written from
+these declarations (``describe()``). The time limits' values live in ``autograder.course``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+
+from autograder import course
+
+
+def _limit(default, help: str, flag: str = ""):
+    return field(default=default, metadata={"help": help, "flag": flag})
+
+
+@dataclass
+class Limits:
+    """Defaults suit one student's cnn2d notebooks on 2 cores."""
+
+    call_timeout: float = _limit(course.CALL_SECONDS, "wall seconds for one call into student code", "--call-timeout")
+    max_call_timeout: float = _limit(course.TRAINING_CAP_SECONDS, "the most a check may raise one call's limit to (training)")
+    exec_timeout: float = _limit(course.CELLS_SECONDS, "wall seconds to run a notebook's answer cells")
+    start_timeout: float = _limit(course.START_SECONDS, "wall seconds for a sandbox to start, before any student code")
+    submission_timeout: float = _limit(course.SUBMISSION_SECONDS, "wall seconds for all calls of one submission",
+                                       "--submission-timeout")
+    cpu_seconds: int = _limit(course.CPU_SECONDS, "CPU seconds of a sandbox process's whole life (RLIMIT_CPU)")
+    memory_bytes: int = _limit(4 << 30, "address space of a sandbox process (RLIMIT_AS; TensorFlow needs ~2.5 GiB)",
+                               "--memory-mb")
+    max_processes: int = _limit(512, "processes and threads (RLIMIT_NPROC), enforced for the sandbox's own uid")
+    max_file_bytes: int = _limit(64 << 20, "bytes per file written (RLIMIT_FSIZE)")
+    max_open_files: int = _limit(256, "open files (RLIMIT_NOFILE)")
+    max_output_bytes: int = _limit(64 << 10, "bytes of the student's printed output kept for the report")
+    max_message_bytes: int = _limit(64 << 20, "bytes of the largest reply the grader reads")
+    max_restarts: int = _limit(6, "fresh sandboxes after failures, per notebook")
+    scratch_bytes: int = _limit(256 << 20, "as root: size of each private tmpfs over /tmp, /var/tmp, /dev/shm")
+    jail: bool = _limit(True, "namespaces, masks and a dedicated uid as root (off: --no-isolation)", "--no-isolation")
+
+    def rlimits(self) -> dict[str, int]:
+        return {"RLIMIT_CPU": self.cpu_seconds, "RLIMIT_AS": self.memory_bytes,
+                "RLIMIT_NPROC": self.max_processes, "RLIMIT_FSIZE": self.max_file_bytes,
+                "RLIMIT_NOFILE": self.max_open_files, "RLIMIT_CORE": 0}
+
+    @classmethod
+    def describe(cls) -> str:
+        """One line per limit, with its default and its flag: the text of ``--help``."""
+        lines = []
+        for f in fields(cls):
+            value = f.default
+            if f.name.endswith("_bytes"):
+                shown = f"{value >> 20} MiB" if value >= 1 << 20 else f"{value >> 10} KiB"
+            elif f.name.endswith(("_timeout", "_seconds")):
+                shown = f"{value:g} s"
+            else:
+                shown = str(value)
+            flag = f" ({f.metadata['flag']})" if f.metadata["flag"] else ""
+            lines.append(f"  {f.metadata['help']}: {shown}{flag}")
+        return "\n".join(lines)
+
+
+class Budget:
+    """The wall-clock budget one submission's sandboxes share."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()

@@ -1,0 +1,148 @@
+"""One home per fact: every time limit is stated in ``autograder/course.py``, and the notebooks'
+text, ``--help``, docs/ and the checks say the same; the package's imports run one way, by stage
+(docs/architecture.md), with no cycle."""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from autograder import course
+from autograder.__main__ import build_parser
+from autograder.sandbox.limits import Limits
+
+ROOT = course.ROOT
+PACKAGE = ROOT / "autograder"
+
+# Where a person reads a time limit: (file, a pattern whose one group is the number, the constant).
+STATEMENTS = [
+    ("source/cnn2d/01_scratch_cnn.ipynb", r"time limit of (\d+) s", "FIT_SECONDS"),
+    ("release/cnn2d/01_scratch_cnn.ipynb", r"time limit of (\d+) s", "FIT_SECONDS"),
+    ("docs/design.md", r"time limit \(default (\d+) s", "FIT_SECONDS"),
+    ("docs/security.md", r"per call into student code \| (\d+) s", "CALL_SECONDS"),
+    ("docs/security.md", r"training: (\d+) s for Problem 7", "FIT_SECONDS"),
+    ("docs/security.md", r"(\d+) s for LeNet", "FIT_SECONDS"),
+    ("docs/security.md", r"answer cells \| (\d+) s", "CELLS_SECONDS"),
+    ("docs/security.md", r"per submission \| (\d+) s", "SUBMISSION_SECONDS"),
+    ("docs/security.md", r"CPU time \(sandbox lifetime\) \| (\d+) s", "CPU_SECONDS"),
+    ("docs/hostile.md", r"(\d+) s by default", "FIT_SECONDS"),
+]
+
+
+def _text(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        return "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+    return path.read_text()
+
+
+@pytest.mark.parametrize("file,pattern,constant", STATEMENTS, ids=[f"{f}:{c}" for f, _, c in STATEMENTS])
+def test_stated_time_limits_are_course_constants(file, pattern, constant):
+    found = [float(m) for m in re.findall(pattern, _text(ROOT / file))]
+    assert found, f"{file} no longer states {constant} as /{pattern}/: update STATEMENTS or the text"
+    assert set(found) == {float(getattr(course, constant))}, \
+        f"{file} states {found} s where course.{constant} is {getattr(course, constant)} s"
+
+
+def test_limits_take_their_defaults_from_course():
+    limits = Limits()
+    assert (limits.call_timeout, limits.exec_timeout, limits.start_timeout, limits.submission_timeout,
+            limits.max_call_timeout, limits.cpu_seconds) == \
+        (course.CALL_SECONDS, course.CELLS_SECONDS, course.START_SECONDS, course.SUBMISSION_SECONDS,
+         course.TRAINING_CAP_SECONDS, course.CPU_SECONDS)
+
+
+@pytest.mark.parametrize("command", ["grade", "batch"])
+def test_help_states_the_limits_of_course(command):
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    text = " ".join(sub.format_help().split())
+    for phrase, value in [("one call into student code", course.CALL_SECONDS),
+                          ("all calls of one submission", course.SUBMISSION_SECONDS),
+                          ("run a notebook's answer cells", course.CELLS_SECONDS),
+                          ("whole life (RLIMIT_CPU)", course.CPU_SECONDS)]:
+        assert f"{phrase}: {value:g} s" in text, (phrase, text)
+
+
+def test_checks_state_no_time_limit_of_their_own():
+    """Problems 7 and 8 take their budgets from course.py; no literal 'N s' in any check's text."""
+    for module in sorted(course.CHECKS_DIR.glob("*.py")):
+        tree = ast.parse(module.read_text())
+        literals = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        stated = [s for s in literals if re.search(r"\b\d+(\.\d+)? ?s\b(?!\w)", s)]
+        assert not stated, f"{module.name} states a time in its own words: {stated}"
+        assigned = {t.id: n.value.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                    and isinstance(n.value, ast.Constant) for t in n.targets if isinstance(t, ast.Name)}
+        for name in ("FIT_SECONDS", "PREDICT_SECONDS"):
+            assert name not in assigned, f"{module.name} sets its own {name}: import it from autograder.course"
+
+
+# ----------------------------------------------------------------------------- imports
+STAGES = ["course", "sandbox", "assignment", "results", "checks", "grading", "nbgrader", "__main__"]
+
+
+def _stage(module: str) -> str:
+    """``sandbox`` for ``sandbox.host``; ``course`` for ``course``."""
+    return module.split(".")[0]
+
+
+def _exists(module: str) -> bool:
+    path = ROOT / module.replace(".", "/")
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+def _imports() -> dict[str, set[str]]:
+    """autograder module -> the autograder modules it imports (anywhere in its body)."""
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("autograder"):
+                # `from package import module` imports the module; `from module import name`, the module
+                found |= {f"{node.module}.{a.name}" if _exists(f"{node.module}.{a.name}") else node.module
+                          for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("autograder")}
+        # a package's __init__ runs before any of its modules anyway: an edge to an ancestor says nothing
+        out[name] = {m for m in found if _exists(m) and m != name and not name.startswith(m + ".")}
+    return out
+
+
+def test_imports_follow_the_stages():
+    later = []
+    for module, imported in _imports().items():
+        for other in imported:
+            a, b = _stage(module.removeprefix("autograder.")), _stage(other.removeprefix("autograder."))
+            if a in STAGES and b in STAGES and STAGES.index(b) > STAGES.index(a):
+                later.append(f"{module} imports {other}")
+    assert not later, "a stage imports a later one (docs/architecture.md):\n" + "\n".join(sorted(later))
+
+
+def test_no_import_cycles():
+    graph = _imports()
+    state: dict[str, int] = {}
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                pytest.fail("import cycle: " + " -> ".join(path[path.index(nxt):] + [nxt]))
+            if nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+
+
+def test_modules_outside_checks_are_small_and_say_their_job():
+    for path in PACKAGE.rglob("*.py"):
+        if "checks" in path.parts:
+            continue
+        text = path.read_text()
+        assert len(text.splitlines()) <= 350, f"{path.relative_to(ROOT)} has {len(text.splitlines())} lines"
+        if text.strip():
+            assert ast.get_docstring(ast.parse(text)), f"{path.relative_to(ROOT)} has no docstring stating its job"
