@@ -1,7 +1,9 @@
 """Command line: a thin shell over ``main(command, **kwargs)``, so the two never drift apart.
 
     python -m autograder grade PATH --out DIR      grade one student (folder, notebook or zip)
-    python -m autograder batch DIR --out DIR       grade every student folder/zip in DIR
+    python -m autograder batch DIR --out DIR       grade every student folder/zip in DIR (+ gradebook, class report)
+    python -m autograder report OUT                the class report OUT/report.html (plots, similarity)
+    python -m autograder export --results OUT --out CSV   final grades, hand-graded points included
     python -m autograder validate PATH             what the grader will run, and whether it runs
     python -m autograder release                   generate release/cnn2d from source/cnn2d
     python -m autograder data                      where the grading data comes from, and does it load
@@ -70,21 +72,75 @@ def grade(path: str, out: str, student: str | None = None, quiet: bool = False, 
     return EXIT_GRADED
 
 
-def batch(folder: str, out: str, quiet: bool = False, shard: str = "0/1", **kw) -> int:
-    from autograder.grading.batch import grade_batch
+def batch(folder: str, out: str, quiet: bool = False, shard: str = "0/1", gradebook: bool = True,
+          threshold: float | None = None, **kw) -> int:
+    from autograder import course
+    from autograder.grading.batch import grade_batch, hand_ins
     from autograder.grading.broken import GraderBroken
+    from autograder.nbgrader.gradebook import record
+    from autograder.reports.class_report import write_report
 
     k, n = (int(x) for x in shard.split("/"))
     try:
         results, failures = grade_batch(Path(folder), Path(out), _limits(**kw), progress=not quiet, shard=(k, n))
     except GraderBroken as e:
         return not_graded(None, e)
+    if gradebook and results:
+        paths = hand_ins(Path(folder))
+        try:
+            record(course.ROOT, [(r, paths[r.student]) for r in results])
+        except Exception as e:  # the grades are on disk; only the gradebook copy is missing
+            print(f"could not record the results in nbgrader's gradebook ({course.settings().db_url}): "
+                  f"{type(e).__name__}: {e}\nfix: check c.CourseDirectory.db_url in nbgrader_config.py, "
+                  f"then run this batch again", file=sys.stderr)
+            return EXIT_CANNOT_GRADE
+    page = write_report(Path(out), submissions=Path(folder), threshold=threshold)
     if not quiet:
         print_table(results)
         for name, why in failures.items():
             print(f"could not grade {name}: {why}")
-        print(f"wrote {Path(out) / 'grades.csv'} and one folder per student")
+        print(f"wrote {Path(out) / 'grades.csv'}, one folder per student and the class report {page}"
+              + (f"; {len(results)} recorded in the gradebook ({course.settings().db_url})" if gradebook and results else ""))
     return EXIT_GRADED if results or not failures else EXIT_CANNOT_GRADE
+
+
+def report(out: str, submissions: str | None = None, threshold: float | None = None, **_) -> int:
+    """The class report of a batch's output folder (also written at the end of every batch)."""
+    import json
+
+    from autograder.grading.batch import BATCH_FILE
+    from autograder.reports.class_report import write_report
+
+    if not (Path(out) / "grades.csv").is_file():
+        print(f"{out} holds no grades.csv: run `python -m autograder batch SUBMISSIONS --out {out}` first",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if submissions is None and (Path(out) / BATCH_FILE).is_file():
+        submissions = json.loads((Path(out) / BATCH_FILE).read_text()).get("submissions")
+    if submissions is not None and not Path(submissions).is_dir():
+        print(f"the hand-ins {submissions} are not here: pass --submissions DIR for the similarity section",
+              file=sys.stderr)
+        submissions = None
+    page = write_report(Path(out), submissions=Path(submissions) if submissions else None, threshold=threshold)
+    print(f"wrote {page}")
+    return EXIT_GRADED
+
+
+def export(results: str, out: str, format: str = "plain", id_column: str = "student", roster: str | None = None,
+           **_) -> int:
+    """Final grades: the autograded points of a batch and the hand-graded ones from the gradebook."""
+    from autograder.reports.export import export as export_grades
+
+    if not (Path(results) / "grades.csv").is_file():
+        print(f"{results} holds no grades.csv: run `python -m autograder batch SUBMISSIONS --out {results}` first",
+              file=sys.stderr)
+        return EXIT_USAGE
+    rows = export_grades(Path(results), Path(out), fmt=format, id_column=id_column,
+                         roster=Path(roster) if roster else None)
+    missing = sum(1 for r in rows if r.get("status") == "manual grading missing")
+    print(f"wrote {out}: {len(rows)} students ({format})"
+          + (f"; {missing} still need Problems 9/11 graded in Formgrader" if missing else ""))
+    return EXIT_GRADED
 
 
 def validate(path: str, **kw) -> int:
@@ -182,8 +238,27 @@ DIR/feedback.html for the student. Problems 9 and 11 are graded by hand: they ar
     p.add_argument("--out", required=True, metavar="DIR", help="DIR/<student>/results.json and DIR/grades.csv")
     p.add_argument("--shard", default="0/1", metavar="K/N", help="grade every N-th submission from the K-th "
                    "(0-based), to spread a large class over N machines")
+    p.add_argument("--no-gradebook", dest="gradebook", action="store_false",
+                   help="do not record the results in nbgrader's gradebook (c.CourseDirectory.db_url)")
+    p.add_argument("--threshold", type=float, metavar="T", help="similarity (0-1) above which the class report "
+                   "flags a pair of hand-ins (default: autograder/reports/similarity.py's THRESHOLD)")
     p.add_argument("-q", "--quiet", action="store_true")
     limits(p)
+
+    p = sub.add_parser("report", help="the class report OUT/report.html of a batch (also written by batch)")
+    p.add_argument("out", metavar="OUT", help="a batch's output folder (OUT/grades.csv, OUT/<student>/results.json)")
+    p.add_argument("--submissions", metavar="DIR", help="the hand-ins, for the similarity section (default: "
+                   "the folder the batch graded, from OUT/batch.json)")
+    p.add_argument("--threshold", type=float, metavar="T", help="similarity (0-1) above which a pair is flagged")
+
+    p = sub.add_parser("export", help="final grades for the LMS: autograded + hand-graded (Formgrader) points")
+    p.add_argument("--results", required=True, metavar="OUT", help="a batch's output folder")
+    p.add_argument("--out", required=True, metavar="CSV", help="the file to write")
+    p.add_argument("--format", choices=["plain", "canvas"], default="plain",
+                   help="plain: one column per problem, total, status; canvas: Canvas's gradebook import")
+    p.add_argument("--id-column", default="student", metavar="NAME", help="plain: the name of the id column")
+    p.add_argument("--roster", metavar="CSV", help="maps nbgrader's student id (column `student`) to your own "
+                   "ids (the --id-column column; for canvas: ID, SIS User ID, SIS Login ID, Section)")
 
     p = sub.add_parser("validate", help="what is unfinished, per problem (nbgrader's validator, as the "
                        "students' Validate button runs it)")
@@ -204,7 +279,8 @@ DIR/feedback.html for the student. Problems 9 and 11 are graded by hand: they ar
     return parser
 
 
-COMMANDS = {"grade": grade, "batch": batch, "validate": validate, "release": release, "data": data, "gradescope": gradescope, "demo": demo}
+COMMANDS = {"grade": grade, "batch": batch, "report": report, "export": export, "validate": validate,
+            "release": release, "data": data, "gradescope": gradescope, "demo": demo}
 
 
 def main(command: str, **kwargs) -> int:

@@ -79,7 +79,7 @@ def test_checks_state_no_time_limit_of_their_own():
 
 
 # ----------------------------------------------------------------------------- imports
-STAGES = ["course", "sandbox", "assignment", "results", "checks", "grading", "nbgrader", "__main__"]
+STAGES = ["course", "sandbox", "assignment", "results", "checks", "grading", "nbgrader", "reports", "__main__"]
 
 
 def _stage(module: str) -> str:
@@ -146,3 +146,10 @@ def test_modules_outside_checks_are_small_and_say_their_job():
         assert len(text.splitlines()) <= 350, f"{path.relative_to(ROOT)} has {len(text.splitlines())} lines"
         if text.strip():
             assert ast.get_docstring(ast.parse(text)), f"{path.relative_to(ROOT)} has no docstring stating its job"
+
+
+def test_readme_states_the_similarity_threshold_of_the_code():
+    from autograder.reports.similarity import THRESHOLD
+
+    stated = re.findall(r"`--threshold` \(default ([\d.]+)", " ".join((ROOT / "README.md").read_text().split()))
+    assert stated and {float(x) for x in stated} == {THRESHOLD}, (stated, THRESHOLD)

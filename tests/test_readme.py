@@ -12,6 +12,7 @@ release they regenerate are set aside before and put back after, so the checkout
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -81,7 +82,7 @@ class Shell:
         return self.cwd / ".venv" / "bin" / "activate"
 
 
-LEFT_BEHIND = ("gradebook.db", "exchange", "submitted", "autograded", "feedback", "graded", "autograder.zip",
+LEFT_BEHIND = ("gradebook.db", "exchange", "submitted", "autograded", "feedback", "graded", "autograder.zip", "final-grades.csv",
                f"release/{ASSIGNMENT}", "build/readme-students")
 
 
@@ -156,12 +157,32 @@ def test_readme_instructor_commands_work_as_written(course, home, tmp_path):
         assert sub.score == 86 and sub.max_score == 100, (sub.score, sub.max_score)
 
     sandbox_block = [c.replace("<student>", student) for c in commands(readme_blocks("Grade in the sandbox")[0])]
-    grade_one, batch, data, help_ = sandbox_block
+    grade_one, batch, report, export, data, help_ = sandbox_block
     shell.run(grade_one)
     result = json.loads((course / "graded" / student / "results.json").read_text())
     assert result["score"] == 86 and result["extra_data"]["graded"] is True
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:   # nbgrader autograde's record: gone
+        gb.remove_submission(ASSIGNMENT, student)
     shell.run(batch)
     assert f"{student}," in (course / "graded" / "grades.csv").read_text()
+    page = (course / "graded" / "report.html").read_text()
+    (course / "graded" / "report.html").unlink()
+    shell.run(report)
+    assert (course / "graded" / "report.html").read_text().count("<img") == page.count("<img") > 0
+
+    # Formgrader's part, through the gradebook it writes to: the batch recorded the autograded points,
+    # the instructor gives Problems 9 and 11 their points by hand.
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        sub = gb.find_submission(ASSIGNMENT, student)
+        assert sub.score == 86, sub.score
+        manual = [g for nb in sub.notebooks for g in nb.grades if g.cell.cell_type == "markdown"]   # Problems 9, 11
+        assert sorted(g.max_score for g in manual) == [7, 7], [(g.name, g.max_score) for g in manual]
+        for g in manual:
+            g.manual_score = 5
+        gb.db.commit()
+    shell.run(export)
+    (row,) = list(csv.DictReader(open(course / "final-grades.csv")))
+    assert float(row["total"]) == 96 and row["status"] == "graded", row
     proc = shell.run(data)
     assert "c.GradingData.mnist = 'auto'" in proc.stdout and "loads:" in proc.stdout
     proc = shell.run(help_)
