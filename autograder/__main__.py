@@ -1,7 +1,8 @@
 """Command line: a thin shell over ``main(command, **kwargs)``, so the two never drift apart.
 
     python -m autograder grade PATH --out DIR      grade one student (folder, notebook or zip)
-    python -m autograder batch DIR --out DIR       grade every student folder/zip in DIR (+ gradebook, class report)
+    python -m autograder batch DIR --out DIR       grade a class: student folders/zips, nbgrader's submitted/,
+                                                   a Gradescope export (+ gradebook, class report; resumable)
     python -m autograder report OUT                the class report OUT/report.html (plots, similarity)
     python -m autograder export --results OUT --out CSV   final grades, hand-graded points included
     python -m autograder validate PATH             what the grader will run, and whether it runs
@@ -73,32 +74,43 @@ def grade(path: str, out: str, student: str | None = None, quiet: bool = False, 
 
 
 def batch(folder: str, out: str, quiet: bool = False, shard: str = "0/1", gradebook: bool = True,
-          threshold: float | None = None, **kw) -> int:
+          threshold: float | None = None, regrade: bool = False, **kw) -> int:
+    import tempfile
+
     from autograder import course
-    from autograder.grading.batch import grade_batch, hand_ins
+    from autograder.assignment.submission import CannotGrade
+    from autograder.grading.batch import grade_batch
     from autograder.grading.broken import GraderBroken
     from autograder.nbgrader.gradebook import record
     from autograder.reports.class_report import write_report
 
     k, n = (int(x) for x in shard.split("/"))
-    try:
-        results, failures = grade_batch(Path(folder), Path(out), _limits(**kw), progress=not quiet, shard=(k, n))
-    except GraderBroken as e:
-        return not_graded(None, e)
-    if gradebook and results:
-        paths = hand_ins(Path(folder))
+    with tempfile.TemporaryDirectory(prefix="cnn2d-batch-") as work:   # a Gradescope export, unpacked
         try:
-            record(course.ROOT, [(r, paths[r.student]) for r in results])
-        except Exception as e:  # the grades are on disk; only the gradebook copy is missing
-            print(f"could not record the results in nbgrader's gradebook ({course.settings().db_url}): "
-                  f"{type(e).__name__}: {e}\nfix: check c.CourseDirectory.db_url in nbgrader_config.py, "
-                  f"then run this batch again", file=sys.stderr)
+            outcome = grade_batch(Path(folder), Path(out), _limits(**kw), progress=not quiet, shard=(k, n),
+                                  regrade=regrade, workdir=Path(work))
+        except GraderBroken as e:
+            return not_graded(None, e)
+        except CannotGrade as e:   # SUBMISSIONS is no layout of hand-ins, or an unreadable zip
+            print(f"could not read the hand-ins: {e}", file=sys.stderr)
             return EXIT_CANNOT_GRADE
-    page = write_report(Path(out), submissions=Path(folder), threshold=threshold)
+        results, failures = outcome
+        if gradebook and results:
+            try:
+                record(course.ROOT, [(r, outcome.hand_ins[r.student]) for r in results])
+            except Exception as e:  # the grades are on disk; only the gradebook copy is missing
+                print(f"could not record the results in nbgrader's gradebook ({course.settings().db_url}): "
+                      f"{type(e).__name__}: {e}\nfix: check c.CourseDirectory.db_url in nbgrader_config.py, "
+                      f"then run this batch again", file=sys.stderr)
+                return EXIT_CANNOT_GRADE
+        page = write_report(Path(out), submissions=Path(folder), threshold=threshold)
     if not quiet:
         print_table(results)
         for name, why in failures.items():
             print(f"could not grade {name}: {why}")
+        if outcome.skipped:
+            print(f"{len(outcome.skipped)} up to date, not graded again (same hand-in, checks, release and "
+                  f"limits; --regrade grades them again): {', '.join(outcome.skipped)}")
         print(f"wrote {Path(out) / 'grades.csv'}, one folder per student and the class report {page}"
               + (f"; {len(results)} recorded in the gradebook ({course.settings().db_url})" if gradebook and results else ""))
     return EXIT_GRADED if results or not failures else EXIT_CANNOT_GRADE
@@ -117,7 +129,7 @@ def report(out: str, submissions: str | None = None, threshold: float | None = N
         return EXIT_USAGE
     if submissions is None and (Path(out) / BATCH_FILE).is_file():
         submissions = json.loads((Path(out) / BATCH_FILE).read_text()).get("submissions")
-    if submissions is not None and not Path(submissions).is_dir():
+    if submissions is not None and not Path(submissions).exists():
         print(f"the hand-ins {submissions} are not here: pass --submissions DIR for the similarity section",
               file=sys.stderr)
         submissions = None
@@ -187,6 +199,8 @@ def demo(out: str = "build/examples", **kw) -> int:
     from autograder.assignment.solutions import build_examples
     from autograder.grading.broken import GraderBroken
     from autograder.grading.grader import Grader
+    from autograder.reports.class_report import write_report
+    from autograder.results.table import grades_csv
 
     grader = Grader(limits=_limits(**kw))
     results = []
@@ -196,8 +210,10 @@ def demo(out: str = "build/examples", **kw) -> int:
             results.append(grader.grade(path, Path(out) / "results" / name, student=name))
         except GraderBroken as e:
             return not_graded(Path(out) / "results" / name, e, name)
+    grades_csv(Path(out) / "results" / "grades.csv", results, {})
+    page = write_report(Path(out) / "results", submissions=Path(out) / "submissions")
     print_table(results)
-    print(f"feedback for each example: {Path(out) / 'results'}/<example>/feedback.html")
+    print(f"feedback for each example: {Path(out) / 'results'}/<example>/feedback.html; the class report: {page}")
     return EXIT_GRADED
 
 
@@ -232,10 +248,23 @@ DIR/feedback.html for the student. Problems 9 and 11 are graded by hand: they ar
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     limits(p)
 
-    p = sub.add_parser("batch", help="grade every submission in a folder", epilog=limit_help(),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folder", help="one sub-folder (or .zip) per student, named by the student")
-    p.add_argument("--out", required=True, metavar="DIR", help="DIR/<student>/results.json and DIR/grades.csv")
+    p = sub.add_parser("batch", help="grade every submission of a class", epilog="""\
+SUBMISSIONS may be:
+  a folder with one sub-folder, .zip or .ipynb per student, named by the student;
+  nbgrader's submitted/ (or the course folder holding it): submitted/<student>/cnn2d/, as
+    `nbgrader collect` leaves it; each student named by their folder;
+  Gradescope's "Export Submissions" zip, or the folder it was extracted to: submission_metadata.yml
+    and one submission_<id>/ per submission; each named by the metadata's submitter (:sid:, else the
+    email's local part, else :name:), else by the submission folder.
+
+Resumable: OUT/<student>/results.json records a digest of the hand-in, the check modules, the release
+and the limits; a rerun grades only the students whose digest changed or who have no results.json
+(a changed check module: everyone), and rewrites grades.csv for all. --regrade grades everyone.
+
+""" + limit_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", metavar="SUBMISSIONS", help="the class's hand-ins (the layouts are below)")
+    p.add_argument("--out", required=True, metavar="OUT", help="OUT/<student>/results.json and OUT/grades.csv")
+    p.add_argument("--regrade", action="store_true", help="grade every hand-in again, up to date or not")
     p.add_argument("--shard", default="0/1", metavar="K/N", help="grade every N-th submission from the K-th "
                    "(0-based), to spread a large class over N machines")
     p.add_argument("--no-gradebook", dest="gradebook", action="store_false",

@@ -21,7 +21,8 @@ from autograder.assignment import metadata
 from autograder.assignment.spec import Assignment, CannotGrade, NotebookSpec
 from autograder.sandbox.host import Cell
 
-__all__ = ["CannotGrade", "Finding", "NotebookProgram", "Submission", "find_notebooks", "identify", "read_notebook"]
+__all__ = ["CannotGrade", "Finding", "NotebookProgram", "Submission", "find_notebooks", "identify", "read_notebook",
+           "safe_unzip"]
 
 MAX_NOTEBOOK_BYTES = 50 << 20
 MAX_ZIP_BYTES = 200 << 20
@@ -75,7 +76,7 @@ class Submission:
         try:
             if path.is_file() and path.suffix.lower() == ".zip":
                 tmp = Path(tempfile.mkdtemp(prefix="cnn2d-zip-"))
-                _safe_unzip(path, tmp)
+                safe_unzip(path, tmp)
                 files = find_notebooks(tmp, assignment, findings)
             elif path.is_file():
                 stem, unreadable = ((path.stem, None) if path.stem in assignment.notebooks
@@ -101,16 +102,20 @@ class Submission:
         return cls(student or path.stem, path, programs, manual, findings)
 
 
-def _safe_unzip(archive: Path, dest: Path) -> None:
+def safe_unzip(archive: Path, dest: Path, keep=lambda name: name.endswith(".ipynb"),
+               max_entries: int = MAX_ZIP_ENTRIES, max_bytes: int = MAX_ZIP_BYTES) -> None:
+    """Unpack the regular files of an untrusted zip whose name ``keep`` accepts (default: the notebooks)
+    into ``dest``: no absolute or ``..`` paths, no symlinks, nothing when the zip holds more than
+    ``max_entries`` entries or ``max_bytes`` bytes uncompressed. Raises CannotGrade."""
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
-            if len(infos) > MAX_ZIP_ENTRIES or sum(i.file_size for i in infos) > MAX_ZIP_BYTES:
-                raise CannotGrade(f"{archive.name} is too large to unpack (over {MAX_ZIP_ENTRIES} files "
-                                  f"or {MAX_ZIP_BYTES >> 20} MiB)")
+            if len(infos) > max_entries or sum(i.file_size for i in infos) > max_bytes:
+                raise CannotGrade(f"{archive.name} is too large to unpack (over {max_entries} files "
+                                  f"or {max_bytes >> 20} MiB)")
             for info in infos:
                 name = Path(info.filename)
-                if info.is_dir() or not info.filename.endswith(".ipynb"):
+                if info.is_dir() or not keep(info.filename):
                     continue  # only notebooks matter; nothing else is unpacked (no symlinks, no scripts)
                 if name.is_absolute() or ".." in name.parts:
                     continue

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import jinja2
 
 from autograder import course
+from autograder.assignment.handins import hand_ins
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SLOWEST = 5                                          # the slowest submissions listed by name
@@ -240,8 +241,7 @@ def _similarity(out: Path, submissions: Path | None, threshold: float | None):
         return None, "no folder of hand-ins was given, so the hand-ins were not compared"
     try:
         from autograder.reports.similarity import THRESHOLD, compare, write_pages
-        result = compare({p.stem if p.is_file() else p.name: p for p in sorted(Path(submissions).iterdir())
-                          if not p.name.startswith(".")}, threshold=THRESHOLD if threshold is None else threshold)
+        result = compare(hand_ins(Path(submissions)), threshold=THRESHOLD if threshold is None else threshold)
         write_pages(result, out)
         return result, ""
     except ImportError as e:

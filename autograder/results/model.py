@@ -6,10 +6,13 @@ Problems 9 and 11): pending checks count towards ``pending``, never towards ``to
 """
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from autograder.assignment.metadata import problem_of
 
+PROBLEM_NAME = re.compile(r"Problem (\d+):")   # a check's name begins with its problem
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")   # Gradescope's, for ``visibility``
 NOT_GRADED = ("This submission could not be graded: the autograder's own set-up is broken. This is not your "
               "fault and nothing you handed in was judged. You do not need to change or resubmit your work: "
@@ -43,6 +46,26 @@ class GradingResult:
     student_output: dict[str, str] = field(default_factory=dict)
     sandbox: dict[str, dict] = field(default_factory=dict)    # per notebook: isolation, restarts, failures
     manual_answers: dict[str, str] = field(default_factory=dict)
+    digest: dict = field(default_factory=dict)    # what was graded with what (a batch's resume key)
+
+    @classmethod
+    def from_results_json(cls, data: dict, pending: Sequence[CheckResult] = ()) -> "GradingResult":
+        """A graded results.json (``results.gradescope.gradescope_json``) read back, for tables and
+        reports: each test as a check (its problem from the name, "Problem N: ..."). results.json
+        holds no hand-graded checks: pass them as ``pending`` (rebuilt from the release)."""
+        extra = data.get("extra_data") or {}
+        checks = []
+        for t in data.get("tests") or []:
+            name, score, max_score = str(t.get("name", "")), float(t.get("score") or 0), float(t.get("max_score") or 0)
+            m = PROBLEM_NAME.match(name)
+            checks.append(CheckResult(int(m.group(1)) if m else 0, name, score, max_score,
+                                      "passed" if score >= max_score else "partial" if score > 0 else "failed",
+                                      str(t.get("output") or ""), str(t.get("visibility") or "visible")))
+        return cls(student=str(extra.get("student") or ""), checks=[*checks, *pending],
+                   run_id=str(extra.get("run_id") or ""), execution_time=float(data.get("execution_time") or 0),
+                   findings=list(extra.get("findings") or []), cell_errors=dict(extra.get("cell_errors") or {}),
+                   sandbox=dict(extra.get("sandbox") or {}), manual_answers=dict(extra.get("manual_answers") or {}),
+                   digest=dict(extra.get("digest") or {}))
 
     @property
     def total(self) -> float:
