@@ -37,9 +37,8 @@ import nbformat
 
 from autograder import course
 from autograder.assignment.spec import Assignment
-from autograder.results.model import GradingResult
+from autograder.results.model import PROBLEM_NAME, GradingResult
 
-PROBLEM_NAME = re.compile(r"Problem (\d+):")
 NO_RESPONSE = "No response."
 
 

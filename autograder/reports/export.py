@@ -37,10 +37,10 @@ from pathlib import Path
 from autograder import course
 from autograder.assignment.metadata import problem_of
 from autograder.assignment.spec import Assignment
+from autograder.results.model import PROBLEM_NAME
 
 CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 CANVAS_ASSIGNMENT = f"CNN from scratch ({course.ASSIGNMENT})"
-PROBLEM_NAME = re.compile(r"Problem (\d+):")
 GRADED, MANUAL_MISSING = "graded", "manual grading missing"
 
 
