@@ -3,6 +3,7 @@
     python -m autograder grade PATH --out DIR      grade one student (folder, notebook or zip)
     python -m autograder batch DIR --out DIR       grade a class: student folders/zips, nbgrader's submitted/,
                                                    a Gradescope export (+ gradebook, class report; resumable)
+                                                   on a Dask cluster: [--workers N] [--scheduler ADDRESS]
     python -m autograder report OUT                the class report OUT/report.html (plots, similarity)
     python -m autograder export --results OUT --out CSV   final grades, hand-graded points included
     python -m autograder validate PATH             what the grader will run, and whether it runs
@@ -13,7 +14,7 @@
 
 Exit status: 0 graded (whatever the score), 2 bad usage, 3 could not grade: the submission is
 unreadable, or the grader's own environment is at fault (then nobody gets a score, and the message
-names the fix).
+names the fix), 130 a batch stopped (Ctrl-C, a lost scheduler; what was graded is kept).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-EXIT_GRADED, EXIT_USAGE, EXIT_CANNOT_GRADE = 0, 2, 3
+EXIT_GRADED, EXIT_USAGE, EXIT_CANNOT_GRADE, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 def limit_help() -> str:
     """The limits' part of ``--help``, written from their declarations (``Limits.describe``)."""
@@ -73,37 +74,49 @@ def grade(path: str, out: str, student: str | None = None, quiet: bool = False, 
     return EXIT_GRADED
 
 
-def batch(folder: str, out: str, quiet: bool = False, shard: str = "0/1", gradebook: bool = True,
-          threshold: float | None = None, regrade: bool = False, **kw) -> int:
+def batch(folder: str, out: str, quiet: bool = False, gradebook: bool = True, threshold: float | None = None,
+          regrade: bool = False, workers: int | None = None, scheduler: str | None = None, **kw) -> int:
     import tempfile
 
     from autograder import course
     from autograder.assignment.submission import CannotGrade
-    from autograder.grading.batch import grade_batch
+    from autograder.grading.batch import BatchInterrupted, grade_batch
     from autograder.grading.broken import GraderBroken
     from autograder.nbgrader.gradebook import record
     from autograder.reports.class_report import write_report
 
-    k, n = (int(x) for x in shard.split("/"))
+    unrecorded: list[str] = []            # why the gradebook could not take a result (the grades are on disk)
+
+    def into_gradebook(items) -> None:
+        if gradebook and items and not unrecorded:
+            try:
+                record(course.ROOT, items)
+            except Exception as e:
+                unrecorded.append(f"{type(e).__name__}: {e}")
+
     with tempfile.TemporaryDirectory(prefix="cnn2d-batch-") as work:   # a Gradescope export, unpacked
         try:
-            outcome = grade_batch(Path(folder), Path(out), _limits(**kw), progress=not quiet, shard=(k, n),
-                                  regrade=regrade, workdir=Path(work))
-        except GraderBroken as e:
+            outcome = grade_batch(Path(folder), Path(out), _limits(**kw), progress=not quiet, regrade=regrade,
+                                  workdir=Path(work), workers=workers, scheduler=scheduler,
+                                  on_result=lambda result, hand_in: into_gradebook([(result, hand_in)]))
+        except GraderBroken as e:  # the grader's environment, or no Dask scheduler at --scheduler
             return not_graded(None, e)
         except CannotGrade as e:   # SUBMISSIONS is no layout of hand-ins, or an unreadable zip
             print(f"could not read the hand-ins: {e}", file=sys.stderr)
             return EXIT_CANNOT_GRADE
+        except BatchInterrupted as e:
+            print(f"\nthe batch stopped: {e.reason}. {e.graded} graded and saved in {out}, {e.left} not yet.\n"
+                  f"Run the same command again: it grades only those that are missing.", file=sys.stderr)
+            return EXIT_INTERRUPTED
         results, failures = outcome
-        if gradebook and results:
-            try:
-                record(course.ROOT, [(r, outcome.hand_ins[r.student]) for r in results])
-            except Exception as e:  # the grades are on disk; only the gradebook copy is missing
-                print(f"could not record the results in nbgrader's gradebook ({course.settings().db_url}): "
-                      f"{type(e).__name__}: {e}\nfix: check c.CourseDirectory.db_url in nbgrader_config.py, "
-                      f"then run this batch again", file=sys.stderr)
-                return EXIT_CANNOT_GRADE
+        # Up-to-date students were recorded by an earlier run; again here, in case that run had no gradebook.
+        into_gradebook([(r, outcome.hand_ins[r.student]) for r in results if r.student in outcome.skipped])
         page = write_report(Path(out), submissions=Path(folder), threshold=threshold)
+    if unrecorded:
+        print(f"could not record the results in nbgrader's gradebook ({course.settings().db_url}): "
+              f"{unrecorded[0]}\nfix: check c.CourseDirectory.db_url in nbgrader_config.py, "
+              f"then run this batch again", file=sys.stderr)
+        return EXIT_CANNOT_GRADE
     if not quiet:
         print_table(results)
         for name, why in failures.items():
@@ -257,16 +270,25 @@ SUBMISSIONS may be:
     and one submission_<id>/ per submission; each named by the metadata's submitter (:sid:, else the
     email's local part, else :name:), else by the submission folder.
 
+Where it runs: on Dask. A LocalCluster in this command (--workers, default one per core) or, with
+--scheduler tcp://HOST:PORT, a cluster (`dask scheduler` + `dask worker`, dask-jobqueue's SLURMCluster,
+dask-kubernetes: see the README). Each worker keeps one grader; each hand-in runs in its own sandboxes.
+OUT/<student>/results.json is written (and put in the gradebook) as each is done. A worker that dies
+costs nothing: its hand-in is graded again elsewhere; if it dies twice, grades.csv says so.
+
 Resumable: OUT/<student>/results.json records a digest of the hand-in, the check modules, the release
 and the limits; a rerun grades only the students whose digest changed or who have no results.json
 (a changed check module: everyone), and rewrites grades.csv for all. --regrade grades everyone.
+Stopped (Ctrl-C, a lost scheduler), a batch keeps what it wrote: run it again for the rest.
 
 """ + limit_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", metavar="SUBMISSIONS", help="the class's hand-ins (the layouts are below)")
     p.add_argument("--out", required=True, metavar="OUT", help="OUT/<student>/results.json and OUT/grades.csv")
     p.add_argument("--regrade", action="store_true", help="grade every hand-in again, up to date or not")
-    p.add_argument("--shard", default="0/1", metavar="K/N", help="grade every N-th submission from the K-th "
-                   "(0-based), to spread a large class over N machines")
+    p.add_argument("--workers", type=int, metavar="N", help="grading processes of the embedded Dask LocalCluster "
+                   "(default: one per core; each grades one hand-in at a time)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="grade on an existing Dask cluster, tcp://HOST:PORT "
+                   "(its workers need this grader and release/ installed; see the README)")
     p.add_argument("--no-gradebook", dest="gradebook", action="store_false",
                    help="do not record the results in nbgrader's gradebook (c.CourseDirectory.db_url)")
     p.add_argument("--threshold", type=float, metavar="T", help="similarity (0-1) above which the class report "

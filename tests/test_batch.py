@@ -1,15 +1,23 @@
-"""Grading a class: the hand-in layouts (one entry per student, nbgrader's ``submitted/``, Gradescope's
-export) and a batch that resumes: a rerun grades only what changed.
+"""Grading a class on Dask: the hand-in layouts (one entry per student, nbgrader's ``submitted/``,
+Gradescope's export); the default LocalCluster, a real ``dask scheduler`` with two ``dask worker``
+processes, and each hand-in graded alone, giving the same scores; a worker SIGKILLed mid-batch; a batch
+that resumes (a rerun grades only what changed); the gradebook equal to grades.csv.
 
 The batches grade the fast check modules only (``FAST``, one sandbox of 01_scratch_cnn per hand-in,
-a few seconds each); the layouts' naming rules are tested without grading.
+a few seconds each); most share one LocalCluster (``client``), whose workers stay warm. The load test
+(Problem 7 under two CPU hogs) is in tests/test_slow_classifier.py.
 """
 from __future__ import annotations
 
 import csv
-import functools
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -22,10 +30,29 @@ from autograder.assignment.solutions import make_submission
 from autograder.assignment.submission import CannotGrade
 from autograder.grading import batch as batch_module
 from autograder.grading.batch import BatchOutcome, grade_batch, grader_digest
+from autograder.grading.cluster import open_client
+from autograder.nbgrader.gradebook import record
 from autograder.results.model import GradingResult
 
 FAST = ["check_p04_maxpool.py", "check_p06_flatten.py"]
 BREAK_FLATTEN = ("p6_flatten", "return np.asarray(d_out).reshape(self._shape)", "return np.asarray(d_out)")
+IS_ROOT = os.geteuid() == 0
+ROOT = Path(__file__).resolve().parent.parent
+DASK = Path(sys.executable).parent / "dask"
+# Answer cells that sleep first: the hand-in is still being graded when the test kills its worker.
+SLEEPY = [("p6_flatten", "class Flatten", "import time\ntime.sleep(6)\n\n\nclass Flatten")]
+# A hostile Flatten cell: it forges every results.json it can find and signals the process that started it.
+HOSTILE = """import glob, os, signal
+for path in glob.glob("/tmp/**/results.json", recursive=True) + glob.glob(os.path.expanduser("~/**/results.json")):
+    try:
+        open(path, "w").write('{"score": 1000, "FORGED": true}')
+    except OSError:
+        pass
+try:
+    os.kill(os.getppid(), signal.SIGKILL)
+except OSError:
+    pass
+"""
 
 METADATA = """\
 submission_1:
@@ -51,6 +78,33 @@ def notebooks(tmp_path_factory) -> dict[str, Path]:
     return {"solved": make_submission(base / "solved"), "unsolved": make_submission(base / "unsolved", solved=False)}
 
 
+@pytest.fixture(scope="module")
+def client():
+    """One LocalCluster of two workers for the module's batches (the default path starts its own)."""
+    with open_client(workers=2) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def a_class(notebooks, tmp_path_factory) -> Path:
+    """Seven hand-ins: full, untouched, buggy (Flatten's backward), hostile (forges results.json,
+    kills its parent), the full one zipped, an empty folder, a notebook that is not JSON."""
+    folder = tmp_path_factory.mktemp("class")
+    shutil.copytree(notebooks["solved"], folder / "full")
+    shutil.copytree(notebooks["unsolved"], folder / "untouched")
+    make_submission(folder / "buggy", patches=[BREAK_FLATTEN])
+    make_submission(folder / "hostile", overrides={"p6_flatten": HOSTILE})
+    shutil.make_archive(str(folder / "zipped"), "zip", notebooks["solved"])
+    (folder / "empty").mkdir()
+    (folder / "not-json").mkdir()
+    (folder / "not-json" / "01_scratch_cnn.ipynb").write_text("{ this is not json")
+    return folder
+
+
+def per_check(results) -> dict[str, list[tuple[str, float]]]:
+    return {r.student: sorted((c.name, c.score) for c in r.checks) for r in results}
+
+
 def notebooks_of(folder: Path) -> list[Path]:
     return sorted(Path(folder).glob("*.ipynb"))
 
@@ -65,7 +119,7 @@ def results_json(out: Path, student: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- layouts, graded
-def test_nbgrader_and_gradescope_layouts_are_read_named_and_graded(notebooks, tmp_path):
+def test_nbgrader_and_gradescope_layouts_are_read_named_and_graded(notebooks, client, tmp_path):
     course_dir = tmp_path / "course"
     for student, kind in (("alice", "solved"), ("bob", "unsolved")):
         shutil.copytree(notebooks[kind], course_dir / "submitted" / student / course.ASSIGNMENT)
@@ -80,8 +134,9 @@ def test_nbgrader_and_gradescope_layouts_are_read_named_and_graded(notebooks, tm
     assert hand_ins(course_dir) == hand_ins(course_dir / "submitted") == {
         "alice": course_dir / "submitted" / "alice" / course.ASSIGNMENT,
         "bob": course_dir / "submitted" / "bob" / course.ASSIGNMENT}
-    nbgrader = grade_batch(course_dir / "submitted", tmp_path / "out-nbgrader", progress=False, select=FAST)
-    gradescope = grade_batch(export, tmp_path / "out-gradescope", progress=False, select=FAST)
+    nbgrader = grade_batch(course_dir / "submitted", tmp_path / "out-nbgrader", progress=False, select=FAST,
+                           client=client)
+    gradescope = grade_batch(export, tmp_path / "out-gradescope", progress=False, select=FAST, client=client)
 
     for outcome, out, solved, unsolved in ((nbgrader, tmp_path / "out-nbgrader", "alice", "bob"),
                                            (gradescope, tmp_path / "out-gradescope", "s1001", "bob.brown")):
@@ -97,12 +152,136 @@ def test_nbgrader_and_gradescope_layouts_are_read_named_and_graded(notebooks, tm
     assert not any(p.exists() for p in gradescope.hand_ins.values())
 
 
+# ----------------------------------------------------------------------------- where it runs
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A real ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1, as the README starts
+    them (the scheduler retries a hand-in whose worker died once); yields the scheduler's address."""
+    info = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env, "cwd": tmp_path}
+    procs = [subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(info)], **quiet)]
+    try:
+        for _ in range(600):
+            if info.exists() and info.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        procs += [subprocess.Popen([str(DASK), "worker", address, "--nthreads", "1", "--no-dashboard",
+                                    "--name", f"w{k}"], **quiet) for k in (1, 2)]
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_alone_on_the_local_cluster_and_through_a_scheduler_the_same_scores(a_class, grader, client, dask_cluster,
+                                                                            tmp_path):
+    """Each hand-in graded alone (in this process), by the default LocalCluster (``client``: what
+    ``open_client`` starts when no scheduler is given) and by a real scheduler with two workers: the
+    same points, check by check; the hostile one forges nothing."""
+    alone = [grader.grade(path, None, student=name, select=FAST) for name, path in hand_ins(a_class).items()]
+    local = grade_batch(a_class, tmp_path / "out-local", progress=False, select=FAST, client=client)
+    remote = grade_batch(a_class, tmp_path / "out-remote", progress=False, select=FAST, scheduler=dask_cluster)
+    assert local.failures == remote.failures == {}
+    assert per_check(alone) == per_check(local.results) == per_check(remote.results)
+
+    totals = {r.student: r.by_problem() for r in local.results}
+    full = totals["full"]
+    assert sum(s for s, _, _ in full.values()) == sum(p for _, p, _ in full.values()) > 0
+    assert totals["zipped"] == full
+    for zero in ("untouched", "empty", "not-json"):
+        assert all(s == 0 for s, _, _ in totals[zero].values()), zero
+    assert totals["buggy"][4] == full[4] and totals["buggy"][6][0] < full[6][0]
+    assert totals["hostile"][4] == full[4] and totals["hostile"][6][0] == 0
+    for out in (tmp_path / "out-local", tmp_path / "out-remote"):
+        assert set(rows(out)) == {p.name.removesuffix(".zip") for p in a_class.iterdir()}
+        assert all(r["status"] == "graded" for r in rows(out).values())
+    if IS_ROOT:   # without root the hostile cell can reach files in /tmp: issue 11
+        assert not [p for p in tmp_path.rglob("results.json") if "FORGED" in p.read_text()]
+
+    # The command line, through the same scheduler (every check: an untouched and an empty hand-in).
+    small = tmp_path / "small"
+    shutil.copytree(a_class / "untouched", small / "untouched")
+    (small / "empty").mkdir()
+    cli = subprocess.run([sys.executable, "-m", "autograder", "batch", str(small), "--out", str(tmp_path / "out-cli"),
+                          "--scheduler", dask_cluster, "--no-gradebook", "-q"], capture_output=True, text=True, cwd=ROOT)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    table = rows(tmp_path / "out-cli")
+    assert set(table) == {"untouched", "empty"} and {r["autograded"] for r in table.values()} == {"0.0"}
+    assert all(r["status"] == "graded" and r["possible"] != "" for r in table.values())
+
+
+def test_a_scheduler_that_is_not_there_is_named_with_the_fix(notebooks, tmp_path):
+    shutil.copytree(notebooks["unsolved"], tmp_path / "class" / "ann")
+    cli = subprocess.run([sys.executable, "-m", "autograder", "batch", str(tmp_path / "class"), "--out",
+                          str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9", "-q"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert cli.returncode == 3
+    assert "could not reach the Dask scheduler at tcp://127.0.0.1:9" in cli.stderr and "fix: start it (`dask scheduler`)" in cli.stderr
+    assert not (tmp_path / "out" / "ann" / "results.json").exists()
+
+
+def test_a_killed_worker_costs_nothing_and_one_killed_twice_is_named(notebooks, client, tmp_path):
+    """SIGKILL the worker grading ``unlucky`` once and the workers grading ``poison`` twice: unlucky
+    is graded again on another worker, poison is "not graded: the grading worker died twice", the
+    rest of the class is graded, and no results.json is left half-written."""
+    folder = tmp_path / "class"
+    for name in ("poison", "unlucky"):
+        make_submission(folder / name, patches=SLEEPY)
+    shutil.copytree(notebooks["solved"], folder / "full")
+    shutil.copytree(notebooks["unsolved"], folder / "untouched")
+    kills = {"poison": 2, "unlucky": 1}
+    killed: list[str] = []
+    done = threading.Event()
+
+    def killer():
+        seen: dict[str, float] = {}
+        while not done.is_set() and any(kills.values()):
+            for address, keys in client.processing().items():
+                for key in keys:
+                    name = next((n for n in kills if str(key).startswith(f"grade-{n}-")), None)
+                    if name and kills[name]:
+                        first = seen.setdefault(f"{key}@{address}", time.monotonic())
+                        pid = client.run(os.getpid).get(address)
+                        if pid and time.monotonic() - first > 1.5:    # it is running its sleepy cells now
+                            os.kill(pid, signal.SIGKILL)
+                            kills[name] -= 1
+                            killed.append(name)
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        outcome = grade_batch(folder, tmp_path / "out", progress=False, select=FAST, client=client)
+    finally:
+        done.set()
+        thread.join(timeout=10)
+    assert sorted(killed) == ["poison", "poison", "unlucky"]
+    assert outcome.failures == {"poison": "the grading worker died twice (killed, or out of memory) while grading it"}
+    by = {r.student: r for r in outcome.results}
+    assert set(by) == {"unlucky", "full", "untouched"}
+    assert by["unlucky"].by_problem() == by["full"].by_problem() and by["full"].total == by["full"].possible
+    table = rows(tmp_path / "out")
+    assert table["poison"]["status"] == "not graded: " + outcome.failures["poison"] and table["poison"]["autograded"] == ""
+    assert not (tmp_path / "out" / "poison" / "results.json").exists()
+    for student in by:
+        assert results_json(tmp_path / "out", student)["extra_data"]["run_id"] == by[student].run_id
+    client.wait_for_workers(2, timeout=120)      # the nanny restarted both: the cluster lives on
+
+
 # ----------------------------------------------------------------------------- resume
-def test_a_rerun_grades_only_the_changed_and_the_missing(notebooks, tmp_path):
+def test_a_rerun_grades_only_the_changed_and_the_missing(notebooks, client, tmp_path):
     folder, out = tmp_path / "class", tmp_path / "out"
     for student, kind in (("ann", "solved"), ("ben", "solved"), ("cat", "unsolved")):
         shutil.copytree(notebooks[kind], folder / student)
-    first = grade_batch(folder, out, progress=False, select=FAST)
+    first = grade_batch(folder, out, progress=False, select=FAST, client=client)
     assert first.failures == {} and first.skipped == []
     run1 = {r.student: r for r in first.results}
     mtimes = {s: (out / s / "results.json").stat().st_mtime_ns for s in run1}
@@ -110,7 +289,7 @@ def test_a_rerun_grades_only_the_changed_and_the_missing(notebooks, tmp_path):
     shutil.rmtree(out / "ann")                                                     # lost
     shutil.rmtree(folder / "ben")
     make_submission(folder / "ben", patches=[BREAK_FLATTEN])                       # changed: Flatten broken
-    second = grade_batch(folder, out, progress=False, select=FAST)
+    second = grade_batch(folder, out, progress=False, select=FAST, client=client)
     assert second.failures == {} and second.skipped == ["cat"]
     run2 = {r.student: r for r in second.results}
     assert set(run2) == {"ann", "ben", "cat"}
@@ -129,23 +308,95 @@ def test_a_rerun_grades_only_the_changed_and_the_missing(notebooks, tmp_path):
         assert float(table[s]["problem_6"]) == round(r.by_problem()[6][0], 4)
     assert float(table["cat"]["autograded"]) == 0 and float(table["ben"]["autograded"]) < float(table["ann"]["autograded"])
 
-    # A check module changed: everyone is graded again (the digest sees a copy of the checks, one line added).
-    checks = shutil.copytree(course.CHECKS_DIR, tmp_path / "checks", ignore=shutil.ignore_patterns("__pycache__"))
-    with open(checks / FAST[1], "a") as f:
-        f.write("\n# a changed check module\n")
-    digest = functools.partial(grader_digest, checks_dir=checks)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(batch_module, "grader_digest", digest)
-        third = grade_batch(folder, out, progress=False, select=FAST)
+    # A check module changed: everyone is graded again. (Every worker must have the client's checks,
+    # or it grades nobody; so the change is played the other way round: results graded by other checks.)
+    for student in run2:
+        path = out / student / "results.json"
+        data = json.loads(path.read_text())
+        data["extra_data"]["digest"]["checks"] = "0" * 64
+        path.write_text(json.dumps(data))
+    third = grade_batch(folder, out, progress=False, select=FAST, client=client)
     assert third.skipped == [] and {r.run_id for r in third.results}.isdisjoint(r.run_id for r in second.results)
     assert {r.student: r.total for r in third.results} == {s: r.total for s, r in run2.items()}
 
     # And --regrade grades everyone, up to date or not.
-    fourth = grade_batch(folder, out, progress=False, select=FAST, regrade=True)
+    fourth = grade_batch(folder, out, progress=False, select=FAST, regrade=True, client=client)
     assert fourth.skipped == [] and len(fourth.results) == 3
     assert {r.run_id for r in fourth.results}.isdisjoint(r.run_id for r in third.results)
     assert {r.student: r.total for r in fourth.results} == {s: r.total for s, r in run2.items()}
     assert {s: results_json(out, s)["extra_data"]["run_id"] for s in run2} == {r.student: r.run_id for r in fourth.results}
+
+
+def test_an_interrupted_batch_keeps_what_it_graded_and_the_rerun_grades_the_rest(notebooks, client, tmp_path):
+    """Ctrl-C after the first result: BatchInterrupted says how many are saved; nothing half-written;
+    the rerun grades only the others."""
+    folder, out = tmp_path / "class", tmp_path / "out"
+    for student in ("ann", "ben", "cat", "dan"):
+        shutil.copytree(notebooks["solved" if student != "dan" else "unsolved"], folder / student)
+    arrived = []
+
+    def ctrl_c(result, hand_in):
+        arrived.append(result.student)
+        raise KeyboardInterrupt
+
+    with pytest.raises(batch_module.BatchInterrupted) as stopped:
+        grade_batch(folder, out, progress=False, select=FAST, client=client, on_result=ctrl_c)
+    assert (stopped.value.graded, stopped.value.left) == (1, 3) and "Ctrl-C" in stopped.value.reason
+    saved = {p.parent.name for p in out.glob("*/results.json")}
+    assert saved == set(arrived) and len(saved) == 1
+    assert not (out / "grades.csv").exists()
+    rerun = grade_batch(folder, out, progress=False, select=FAST, client=client)
+    assert rerun.skipped == arrived and rerun.failures == {} and set(rows(out)) == {"ann", "ben", "cat", "dan"}
+
+
+def test_the_gradebook_equals_grades_csv(notebooks, client, tmp_path):
+    """Each result is recorded as it arrives (``on_result``, as the CLI does): read back with
+    nbgrader's Gradebook API, every student's points per test cell and total equal grades.csv;
+    a regrade of a changed hand-in updates its rows in place."""
+    from nbgrader.api import Gradebook
+
+    folder, out, db = tmp_path / "class", tmp_path / "out", f"sqlite:///{tmp_path / 'gradebook.db'}"
+    shutil.copytree(notebooks["solved"], folder / "ann")
+    shutil.copytree(notebooks["unsolved"], folder / "ben")
+    make_submission(folder / "cat", patches=[BREAK_FLATTEN])
+
+    def into_gradebook(result, hand_in):
+        record(tmp_path / "course", [(result, hand_in)], db_url=db)
+
+    def compare():
+        table = rows(out)
+        with Gradebook(db, course.settings().course_id) as gb:
+            assert {s.id for s in gb.students} == set(table)
+            for student, row in table.items():
+                assert gb.find_submission(course.ASSIGNMENT, student).score == pytest.approx(float(row["autograded"]))
+                for problem, cell in ((4, "p4_tests"), (6, "p6_tests")):
+                    grade = gb.find_grade(cell, "01_scratch_cnn", course.ASSIGNMENT, student)
+                    assert grade.auto_score == pytest.approx(float(row[f"problem_{problem}"])), (student, cell)
+        return table
+
+    grade_batch(folder, out, progress=False, select=FAST, client=client, on_result=into_gradebook)
+    before = compare()
+    shutil.rmtree(folder / "cat")
+    shutil.copytree(notebooks["solved"], folder / "cat")                  # cat fixes Flatten
+    again = grade_batch(folder, out, progress=False, select=FAST, client=client, on_result=into_gradebook)
+    assert again.skipped == ["ann", "ben"]
+    after = compare()
+    assert float(after["cat"]["autograded"]) > float(before["cat"]["autograded"]) > float(before["cat"]["problem_4"])
+
+
+def test_a_worker_with_other_checks_grades_nobody(notebooks, client, tmp_path, monkeypatch):
+    """The client's checks differ from the workers' (here: the client hashes a changed copy): nobody
+    gets a score, the message names the fix, and no results.json is written."""
+    shutil.copytree(notebooks["solved"], tmp_path / "class" / "ann")
+    checks = shutil.copytree(course.CHECKS_DIR, tmp_path / "checks", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(checks / FAST[1], "a") as f:
+        f.write("\n# a changed check module\n")
+    real = batch_module.grader_digest
+    monkeypatch.setattr(batch_module, "grader_digest", lambda *a, **k: real(*a, **k, checks_dir=checks))
+    with pytest.raises(batch_module.GraderBroken, match="other check modules, release or limits") as broken:
+        grade_batch(tmp_path / "class", tmp_path / "out", progress=False, select=FAST, client=client)
+    assert "install the same version of the grader" in broken.value.fix
+    assert not list((tmp_path / "out").rglob("results.json"))
 
 
 # ----------------------------------------------------------------------------- without grading
@@ -259,6 +510,11 @@ def test_outcome_unpacks_as_before_and_the_cli_states_the_layouts():
     sub = build_parser()._subparsers._group_actions[0].choices["batch"]
     text = " ".join(sub.format_help().split())
     for phrase in ("SUBMISSIONS", "submitted/<student>/cnn2d/", "submission_metadata.yml", "--regrade",
-                   "Export Submissions", ":sid:"):
+                   "Export Submissions", ":sid:", "--workers N", "--scheduler ADDRESS", "LocalCluster",
+                   "dask-jobqueue", "worker that dies", "Ctrl-C"):
         assert phrase in text, phrase
     assert build_parser().parse_args(["batch", "subs", "--out", "o", "--regrade"]).regrade is True
+    args = build_parser().parse_args(["batch", "subs", "--out", "o", "--workers", "3", "--scheduler", "tcp://h:1"])
+    assert (args.workers, args.scheduler) == (3, "tcp://h:1")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["batch", "subs", "--out", "o", "--shard", "0/2"])   # gone: Dask spreads a class

@@ -21,14 +21,16 @@ PACKAGE = ROOT / "autograder"
 STATEMENTS = [
     ("source/cnn2d/01_scratch_cnn.ipynb", r"time limit of (\d+) s", "FIT_SECONDS"),
     ("release/cnn2d/01_scratch_cnn.ipynb", r"time limit of (\d+) s", "FIT_SECONDS"),
-    ("docs/design.md", r"time limit \(default (\d+) s", "FIT_SECONDS"),
+    ("docs/design.md", r"time limit of (\d+) s of the sandbox's CPU time", "FIT_SECONDS"),
     ("docs/security.md", r"per call into student code \| (\d+) s", "CALL_SECONDS"),
-    ("docs/security.md", r"training: (\d+) s for Problem 7", "FIT_SECONDS"),
-    ("docs/security.md", r"(\d+) s for LeNet", "FIT_SECONDS"),
+    ("docs/security.md", r"and per `predict` \| (\d+) s and \d+ s of CPU time", "FIT_SECONDS"),
+    ("docs/security.md", r"and per `predict` \| \d+ s and (\d+) s of CPU time", "PREDICT_SECONDS"),
+    ("docs/security.md", r"with a wall cap of (\d+) × that", "WALL_FACTOR"),
     ("docs/security.md", r"answer cells \| (\d+) s", "CELLS_SECONDS"),
     ("docs/security.md", r"per submission \| (\d+) s", "SUBMISSION_SECONDS"),
     ("docs/security.md", r"CPU time \(sandbox lifetime\) \| (\d+) s", "CPU_SECONDS"),
-    ("docs/hostile.md", r"(\d+) s by default", "FIT_SECONDS"),
+    ("docs/hostile.md", r"by default: (\d+) s × \d+", "FIT_SECONDS"),
+    ("docs/hostile.md", r"by default: \d+ s × (\d+)", "WALL_FACTOR"),
 ]
 
 

@@ -122,6 +122,50 @@ def test_time_limit_context_raises_the_limit(box):
         assert ns.nap() == 1
 
 
+SPIN = """import time
+def spin(seconds):
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        pass
+    return 1
+def nap(seconds):
+    time.sleep(seconds)
+"""
+
+
+def test_a_training_limit_is_cpu_time_so_a_busy_machine_costs_nothing(box):
+    """Under ``time_limit`` a call may use its seconds of the sandbox's CPU time: stalled for 3 s (as
+    on a busy machine: the child is stopped, SIGSTOP), a call of 0.5 s of CPU passes a 1 s limit;
+    2.5 s of CPU does not, and says CPU time; sleeping ends at the wall cap (wall_factor times)."""
+    import signal
+    import threading
+
+    b = box(SPIN, wall_factor=4)
+    ns = b.student()
+    assert ns.spin(0.01) == 1                      # started: the child exists
+    pid = b.child.proc.pid
+
+    def stall():
+        time.sleep(0.1)
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(3)
+        os.kill(pid, signal.SIGCONT)
+
+    staller = threading.Thread(target=stall)
+    staller.start()
+    t0 = time.monotonic()
+    with time_limit(ns, 1):
+        assert ns.spin(0.5) == 1
+    staller.join()
+    assert time.monotonic() - t0 > 3               # the wall clock saw the stall; the limit did not
+    with time_limit(ns, 1), pytest.raises(SandboxTimeout, match=r"did not finish within 1 s of CPU time"):
+        ns.spin(2.5)
+    with time_limit(ns, 0.5), pytest.raises(SandboxTimeout, match=r"within 2 s of wall time \(it waited or slept"):
+        ns.nap(30)
+    with pytest.raises(SandboxTimeout, match=r"did not finish within 5 s: look for"):   # a plain call: wall time
+        ns.nap(30)
+
+
 def test_output_is_captured_and_truncated(box):
     b = box("print('x' * 1_000_000)\ndef ok(): return 1", max_output_bytes=1000)
     assert b.student().ok() == 1

@@ -14,6 +14,9 @@ the time-limit message and 0 (autograder/checks/check_p07_classifier.py).
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -84,6 +87,44 @@ def test_fit_that_never_returns_still_scores_0(submission):
         assert c.score == 0 and re.search(TIME_LIMIT.format(HANG_CAP), c.output), shown(checks)
         assert "retrained" not in c.output, shown(checks)
     assert result.sandbox["01_scratch_cnn"]["restarts"] == 2  # the full fit and the retrain both timed out
+
+
+# ----------------------------------------------------------------------------- fair under load
+FAIR_CAP = 24.0            # the fit's limit here (course.FIT_SECONDS capped): CPU seconds
+BURN = FAIR_CAP / 3        # the slow classifier's fit burns this much CPU first, then trains as the solution does
+SLOW = [("p7_classifier", '"""X: (N, 1, 28, 28) floats in [0, 1]; y: (N,) ints 0..9. Returns self."""',
+         '"""X: (N, 1, 28, 28) floats in [0, 1]; y: (N,) ints 0..9. Returns self."""\n'
+         f'        import time as _time\n        _start = _time.process_time()\n'
+         f'        while _time.process_time() - _start < {BURN}:\n            pass')]
+
+
+def test_a_busy_machine_does_not_change_a_grade(submission, solution_dir, tmp_path):
+    """The full solution and a correct classifier whose fit takes a third of its limit alone, graded
+    alone and then in a batch with --workers 2 beside two CPU hogs (each in its own session, as
+    another user's job would be): every Problem 7 check gets the same points; nothing is retrained."""
+    from autograder.grading.batch import grade_batch
+
+    limits = Limits(max_call_timeout=FAIR_CAP)
+    folder = tmp_path / "class"
+    shutil.copytree(solution_dir, folder / "full")
+    shutil.copytree(submission(patches=SLOW), folder / "slow")
+    grader = Grader(limits=limits)
+    alone = {name: grader.grade(folder / name, student=name, select=[P7]) for name in ("full", "slow")}
+    hog = [sys.executable, "-c", "while True: pass"]
+    hogs = [subprocess.Popen(hog, start_new_session=True) for _ in range(2)]
+    try:
+        busy = grade_batch(folder, tmp_path / "out", limits, progress=False, select=[P7], workers=2)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert busy.failures == {}
+    under_load = {r.student: r for r in busy.results}
+    for name in ("full", "slow"):
+        assert [(c.name, c.score) for c in problem_7(under_load[name].checks)] == \
+            [(c.name, c.score) for c in problem_7(alone[name].checks)], shown(under_load[name].checks)
+        assert not any("retrained" in c.output for c in under_load[name].checks)
+    assert sum(c.score for c in problem_7(alone["slow"].checks)) == sum(c.score for c in problem_7(alone["full"].checks)) == 15
 
 
 # ----------------------------------------------------------------------------- in-process stand-ins

@@ -58,6 +58,7 @@ def allocate_uid() -> int:
 
 
 _KILL = shutil.which("kill") or "/bin/kill"
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def kill_uid(uid: int) -> None:
@@ -116,7 +117,8 @@ class Output:
 
 
 class Child:
-    """Started by ``start``; ``send``/``receive`` raise TimeoutError (deadline), EOFError or OSError
+    """Started by ``start``; ``send``/``receive`` raise TimeoutError (a deadline: a ``time.monotonic()``
+    value or a ``limits.Deadline``), EOFError or OSError
     (the child is gone) and ``wire.ProtocolError`` (a malformed reply); ``kill`` is idempotent."""
 
     def __init__(self, limits: Limits, hidden: list[str], support_files: list[Path], output: Output):
@@ -165,11 +167,30 @@ class Child:
         header, _ = self.receive(deadline)
         return header
 
-    def send(self, header: dict, arrays: list, deadline: float) -> None:
+    def send(self, header: dict, arrays: list, deadline) -> None:
         wire.send_message(lambda b: wire.write_all(self._w, b, deadline), header, arrays)
 
-    def receive(self, deadline: float) -> tuple[dict, list]:
+    def receive(self, deadline) -> tuple[dict, list]:
         return wire.receive_message(lambda n: wire.read_exact(self._r, n, deadline), self.limits.max_message_bytes)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the sandbox's processes: its session's (``start_new_session``)
+        live processes, and what their reaped children used. 0 once it is gone."""
+        proc = self.proc
+        if proc is None:
+            return 0.0
+        total = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == proc.pid:                      # the session id (stat field 6)
+                total += sum(int(x) for x in fields[11:15])    # utime stime cutime cstime
+        return total / _CLOCK_TICKS
 
     def death_message(self) -> str:
         code = None

@@ -22,7 +22,7 @@ from pathlib import Path
 from autograder.sandbox import wire
 from autograder.sandbox.child import Child, Output
 from autograder.sandbox.errors import SandboxCrash, SandboxError, SandboxTimeout, student_error
-from autograder.sandbox.limits import Budget, Limits
+from autograder.sandbox.limits import Budget, Deadline, Limits
 from autograder.sandbox.proxy import RemoteObject, RemoteStudent
 
 
@@ -152,13 +152,18 @@ class Sandbox:
         except wire.ProtocolError as e:
             raise self._fail(SandboxCrash(f"the sandbox sent a malformed reply ({e})")) from None
 
-    def _request(self, header: dict, arrays: list, timeout: float, what: str) -> dict:
+    def _request(self, header: dict, arrays: list, timeout: float, what: str, cpu: bool = False) -> dict:
+        """One request and its reply within ``timeout`` wall seconds, or (``cpu``) CPU seconds of the
+        sandbox with a wall cap of ``Limits.wall_factor`` times that; never past the submission's budget."""
         remaining = self.budget.remaining()
         if remaining <= 0:
             raise SandboxTimeout(f"the time budget of {self.budget.seconds:.0f} s for the whole submission "
                                  "is used up, so this check was not run")
-        timeout = min(timeout, remaining)
-        deadline = time.monotonic() + timeout
+        if cpu:
+            deadline = Deadline(timeout, clock=self.child.cpu_seconds, wall_factor=self.limits.wall_factor,
+                                wall_cap=remaining)
+        else:
+            deadline = Deadline(min(timeout, remaining))
         with self._lock:
             header = dict(header, free=self.freed[:])
             self.freed.clear()
@@ -166,7 +171,7 @@ class Sandbox:
                 self._exchange(lambda: self.child.send(header, arrays, deadline), what)
                 reply, out_arrays = self._exchange(lambda: self.child.receive(deadline), what)
             except SandboxTimeout:
-                raise SandboxTimeout(f"{what} did not finish within {timeout:.0f} s: look for an infinite "
+                raise SandboxTimeout(f"{what} did not finish {deadline.why()}: look for an infinite "
                                      "loop or a loop that is far too slow") from None
         if reply.get("ok") is True:
             reply["_arrays"] = out_arrays
@@ -190,7 +195,7 @@ class Sandbox:
         limit = self._call_limit or self.limits.call_timeout
         what = f"`{name or label}`" if name or label else "the call"
         reply = self._request({"op": op, "ref": ref, "name": name, "args": enc_args, "kwargs": enc_kwargs},
-                              arrays, limit, what)
+                              arrays, limit, what, cpu=self._call_limit is not None)
         try:
             return self._codec.decode(reply.get("value"), reply["_arrays"])
         except wire.ProtocolError as e:
@@ -202,7 +207,8 @@ class Sandbox:
 
     @contextlib.contextmanager
     def call_limit(self, seconds: float):
-        """Inside the block, one call may take ``seconds`` (at most ``Limits.max_call_timeout``)."""
+        """Inside the block, one call may take ``seconds`` of the sandbox's CPU time (at most
+        ``Limits.max_call_timeout``), with a wall cap (``Limits.wall_factor``): training."""
         old, self._call_limit = self._call_limit, min(float(seconds), self.limits.max_call_timeout)
         try:
             yield

@@ -21,6 +21,8 @@ class Limits:
 
     call_timeout: float = _limit(course.CALL_SECONDS, "wall seconds for one call into student code", "--call-timeout")
     max_call_timeout: float = _limit(course.TRAINING_CAP_SECONDS, "the most a check may raise one call's limit to (training)")
+    wall_factor: float = _limit(course.WALL_FACTOR, "a training call's limit is CPU seconds of the sandbox; its wall cap "
+                                "is this many times that (code that sleeps or blocks)")
     exec_timeout: float = _limit(course.CELLS_SECONDS, "wall seconds to run a notebook's answer cells")
     start_timeout: float = _limit(course.START_SECONDS, "wall seconds for a sandbox to start, before any student code")
     submission_timeout: float = _limit(course.SUBMISSION_SECONDS, "wall seconds for all calls of one submission",
@@ -57,6 +59,42 @@ class Limits:
             flag = f" ({f.metadata['flag']})" if f.metadata["flag"] else ""
             lines.append(f"  {f.metadata['help']}: {shown}{flag}")
         return "\n".join(lines)
+
+
+class Deadline:
+    """When one call into student code must end. ``Deadline(10)``: 10 wall seconds from now.
+    ``Deadline(120, clock=child.cpu_seconds, wall_factor=4)``: 120 seconds of the sandbox's CPU time
+    (``clock()``: seconds, read from /proc) or 480 wall seconds, whichever comes first, so that a
+    busy machine, which slows the call's wall time but not its CPU time, costs no points.
+    ``left()`` is what the wire waits for; with a CPU clock it is at most ``POLL`` at a time."""
+
+    POLL = 0.25
+
+    def __init__(self, seconds: float, clock=None, wall_factor: float = 1.0, wall_cap: float | None = None):
+        self.seconds, self.clock = seconds, clock
+        wall = seconds * (wall_factor if clock else 1.0)
+        self.wall = min(wall, wall_cap) if wall_cap is not None else wall
+        self.wall_end = time.monotonic() + self.wall
+        self.cpu_start = clock() if clock else 0.0
+
+    def cpu_used(self) -> float:
+        return self.clock() - self.cpu_start if self.clock else 0.0
+
+    def left(self) -> float:
+        wall = self.wall_end - time.monotonic()
+        if self.clock is None or wall <= 0:
+            return wall
+        self.used = self.cpu_used()      # kept: the sandbox is gone by the time the message is written
+        return min(wall, self.seconds - self.used, self.POLL)
+
+    def why(self) -> str:
+        """How the call ran out, for the student: "within N s of CPU time" or "within N s"."""
+        if self.clock is None:
+            return f"within {self.seconds:.0f} s"
+        if getattr(self, "used", 0.0) >= self.seconds:
+            return f"within {self.seconds:.0f} s of CPU time (its limit; a busy grading machine does not count)"
+        return (f"within {self.wall:.0f} s of wall time (it waited or slept: it used "
+                f"{getattr(self, 'used', 0.0):.0f} s of CPU time)")
 
 
 class Budget:

@@ -34,13 +34,19 @@ class ProtocolError(Exception):
 
 
 # ----------------------------------------------------------------------------- framing
-def read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
-    """``n`` bytes from ``fd``. With a ``deadline`` (``time.monotonic()``; the grader's side, whose
-    fds are non-blocking) raises TimeoutError when it passes; EOFError when the pipe closes."""
+def _left(deadline) -> float:
+    """Seconds to wait at most before looking again: ``deadline`` is a ``time.monotonic()`` value or
+    has ``left()`` (``sandbox.limits.Deadline``, which also watches the sandbox's CPU time)."""
+    return deadline - time.monotonic() if isinstance(deadline, (int, float)) else deadline.left()
+
+
+def read_exact(fd: int, n: int, deadline=None) -> bytes:
+    """``n`` bytes from ``fd``. With a ``deadline`` (``_left``; the grader's side, whose fds are
+    non-blocking) raises TimeoutError when it passes; EOFError when the pipe closes."""
     chunks, left = [], n
     while left:
         if deadline is not None:
-            wait = deadline - time.monotonic()
+            wait = _left(deadline)
             if wait <= 0:
                 raise TimeoutError
             if not select.select([fd], [], [], wait)[0]:
@@ -53,12 +59,12 @@ def read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
     return b"".join(chunks)
 
 
-def write_all(fd: int, data: bytes, deadline: float | None = None) -> None:
+def write_all(fd: int, data: bytes, deadline=None) -> None:
     """All of ``data`` to ``fd``; with a ``deadline``, as ``read_exact``."""
     view = memoryview(data)
     while view:
         if deadline is not None:
-            wait = deadline - time.monotonic()
+            wait = _left(deadline)
             if wait <= 0:
                 raise TimeoutError
             if not select.select([], [fd], [], wait)[1]:
