@@ -12,12 +12,15 @@ release they regenerate are set aside before and put back after, so the checkout
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -83,7 +86,7 @@ class Shell:
 
 
 LEFT_BEHIND = ("gradebook.db", "exchange", "submitted", "autograded", "feedback", "graded", "autograder.zip", "final-grades.csv",
-               f"release/{ASSIGNMENT}", "build/readme-students")
+               f"release/{ASSIGNMENT}", "build/readme-students", "grade_on_slurm.py")
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +194,86 @@ def test_readme_instructor_commands_work_as_written(course, home, tmp_path):
     (zip_command,) = commands(readme_blocks("Gradescope")[0])
     shell.run(zip_command)
     assert (course / "autograder.zip").is_file()
+
+
+# Stand-ins for Slurm's sbatch and scancel (there is no Slurm here): sbatch runs the job script on this
+# machine in a session of its own, whose id is the job id; scancel ends that session.
+SBATCH = """#!/bin/bash
+job="$(mktemp)"; cp "${@: -1}" "$job"
+setsid bash "$job" >/dev/null 2>&1 </dev/null &
+echo $! >> JOBS
+echo "Submitted batch job $!"
+"""
+SCANCEL = """#!/bin/bash
+for job in "$@"; do kill -TERM -- "-$job" 2>/dev/null; done
+exit 0
+"""
+
+
+def test_readme_class_on_a_cluster_works_as_written(course, home, tmp_path):
+    """The README's three ways to grade a class, as written: a LocalCluster; a scheduler and workers
+    by hand (HOST: this machine); the Slurm script with dask-jobqueue (sbatch and scancel are the
+    stand-ins above). Each grades the same nbgrader submitted/ folder with the same points."""
+    import socket
+
+    from autograder.assignment.solutions import source_solutions
+
+    shell = Shell(course, person_env(home))
+    section = README.read_text().split("### A class, from a laptop to a cluster", 1)[1].split("\n### ", 1)[0]
+    laptop, by_hand = (commands(b) for b in readme_blocks("A class, from a laptop to a cluster"))
+    (slurm_script,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    for name in ("submitted", "graded"):
+        shutil.rmtree(course / name, ignore_errors=True)
+    # Two hand-ins of 03_theory.ipynb alone (cheap to grade; the other notebooks are reported missing):
+    # ann's untouched, bob's with Problem 10 answered.
+    p10 = source_solutions()["03_theory"]["p10_answers"]
+    for student, overrides in (("ann", {}), ("bob", {"p10_answers": p10})):
+        folder = make_submission(course / "submitted" / student / ASSIGNMENT, solved=False, overrides=overrides)
+        for nb in folder.glob("0[12]_*.ipynb"):
+            nb.unlink()
+
+    def graded() -> dict:
+        with open(course / "graded" / "grades.csv", newline="") as f:
+            table = {r["student"]: (r["autograded"], r["status"]) for r in csv.DictReader(f)}
+        shutil.rmtree(course / "graded")
+        return table
+
+    (on_a_laptop,) = laptop
+    shell.run(on_a_laptop)
+    first = graded()
+    assert set(first) == {"ann", "bob"} and float(first["bob"][0]) > float(first["ann"][0]) == 0, first
+
+    scheduler, worker, batch = (c.replace("HOST", "127.0.0.1") for c in by_hand)
+    sessions = [subprocess.Popen(["bash", "-c", f"source .venv/bin/activate && {c}"], cwd=course, env=shell.env,
+                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for c in (scheduler, worker)]
+    jobs = tmp_path / "jobs.txt"
+    try:
+        for _ in range(600):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", 8786)) == 0:
+                    break
+            time.sleep(0.1)
+        shell.run(batch)
+        assert graded() == first
+
+        fake = tmp_path / "slurm-bin"
+        fake.mkdir()
+        for name, text in (("sbatch", SBATCH.replace("JOBS", str(jobs))), ("scancel", SCANCEL)):
+            (fake / name).write_text(text)
+            (fake / name).chmod(0o755)
+        (course / "grade_on_slurm.py").write_text(slurm_script)
+        slurm = Shell(course, {**shell.env, "PATH": f"{fake}{os.pathsep}{shell.env['PATH']}"})
+        slurm.run("python grade_on_slurm.py")
+        assert graded() == first
+        assert len(jobs.read_text().split()) == 4      # cluster.scale(jobs=4): four sbatch calls
+    finally:
+        for proc in sessions:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        for job in (jobs.read_text().split() if jobs.exists() else []):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(job), signal.SIGKILL)
 
 
 def test_readme_student_self_check_works_as_written(course, home):

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,6 +71,7 @@ class Training:
     attributes: dict = field(default_factory=dict)
     attribute_errors: dict = field(default_factory=dict)
     retrained: str = ""                         # after a time-out: how the reduced training ran ("" if it did not)
+    limit: str = ""                             # after a time-out: the limit it ran out of ("120 s of CPU time")
 
 
 _CACHE: dict = {"key": None, "training": None}
@@ -150,6 +152,8 @@ def retrain(student, data, timeout: SandboxTimeout) -> Training:
     epochs = (f"for {RETRAIN_EPOCHS} epoch{'s' if RETRAIN_EPOCHS != 1 else ''}" if params
               else "with your default epochs (your constructor does not take epochs=)")
     t = _evaluate(student, clf, data, retrained=f"retrained on {len(y):,} images {epochs}")
+    found = re.search(r"did not finish within (\d+ s(?: of (?:CPU|wall) time)?)", str(timeout))
+    t.limit = found.group(1) if found else "its time limit"
     return Training(error=timeout) if t.error is not None else t
 
 
@@ -203,7 +207,7 @@ def retrain_note(t: Training) -> str:
     """Why a check of a retrained classifier gives at most RETRAIN_CAP of its points ("" if not retrained)."""
     if not t.retrained:
         return ""
-    why = f" Your classifier did not finish training within its time limit (see above), so it was {t.retrained}"
+    why = f" Your classifier did not finish training within {t.limit or 'its time limit'}, so it was {t.retrained}"
     vectorise = "vectorise Conv2d and the pooling layers (see the notebook's note on vectorising)"
     if t.accuracy is None or t.accuracy < GATE:
         return (f"{why}, but even that classifier does not pass this check: fix what it says first (the layers' "
