@@ -62,19 +62,28 @@ def ensure_venv() -> None:
     STAMP.write_text(want + "\n")
 
 
-def ensure_chromium() -> None:
-    """The browser tests drive Debian's chromium through Playwright (``playwright install`` cannot
-    download browsers here). Install the package when it is missing; this needs root, as CI has."""
-    if Path("/usr/bin/chromium").exists():
+DEBIAN_PACKAGES = {  # what the tests need from Debian: the file that shows it is there, and why
+    "chromium": ("/usr/bin/chromium", "the browser tests drive it through Playwright (playwright install cannot "
+                 "download browsers here)"),
+    "bubblewrap": ("/usr/bin/bwrap", "an unprivileged grader isolates sandboxes with it; the hostile catalogue "
+                   "also runs as nobody"),
+}
+
+
+def ensure_debian_packages() -> None:
+    """Install the Debian packages the tests need when missing; this needs root, as CI has."""
+    missing = [name for name, (path, _) in DEBIAN_PACKAGES.items() if not Path(path).exists()]
+    if not missing:
         return
     if os.geteuid() != 0:
-        print("[setup] /usr/bin/chromium is missing and installing it needs root: "
-              "sudo apt-get install chromium (the browser tests will fail without it)", flush=True)
+        for name in missing:
+            print(f"[setup] {name} is missing and installing it needs root: sudo apt-get install {name} "
+                  f"({DEBIAN_PACKAGES[name][1]}; those tests will fail without it)", flush=True)
         return
-    print("[setup] installing Debian's chromium for the browser tests", flush=True)
+    print(f"[setup] installing Debian's {', '.join(missing)} for the tests", flush=True)
     quiet = {"stdout": subprocess.DEVNULL, "env": {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}}
     subprocess.run(["apt-get", "update", "-q"], check=True, **quiet)
-    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"], check=True, **quiet)
+    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], check=True, **quiet)
 
 
 def env() -> dict[str, str]:
@@ -104,7 +113,7 @@ def task_main() -> int:
 
 def task_test() -> int:
     # pytest.ini's testpaths = tests: extra arguments may name single files instead.
-    ensure_chromium()
+    ensure_debian_packages()
     return run("-m", "pytest", *sys.argv[2:])
 
 

@@ -215,7 +215,10 @@ def demo(out: str = "build/examples", **kw) -> int:
     from autograder.reports.class_report import write_report
     from autograder.results.table import grades_csv
 
-    grader = Grader(limits=_limits(**kw))
+    try:
+        grader = Grader(limits=_limits(**kw))
+    except GraderBroken as e:
+        return not_graded(None, e)
     results = []
     for name, path in build_examples(Path(out)).items():
         print(f"grading {name} ...", flush=True)

@@ -84,7 +84,8 @@ class Scenario:
     delete: tuple = ()                          # cells deleted from the solution
     duplicate: tuple = ()                       # (grade_id, copies) of solution cells
     remove_notebook: bool = False               # the notebook is left out of the hand-in
-    root: bool = False                          # safe and meaningful only with root isolation
+    as_user: tuple = ()                         # (message, required) when the grader is not root: bubblewrap's
+                                                # PID namespace hides the harness, so the probe's "parent" is pid 0
     leak: bool = False                          # assert no secret reached any output
     results_attack: bool = False                # grade into a world-writable folder, re-read later
     forbidden: tuple = ()                       # must appear in no output (proof a cell did not run)
@@ -129,19 +130,21 @@ SCENARIOS = [
     S("hardcoded-p2-outputs", NB1, {1: 0, 2: 2}, r"weights has shape \(2, 1, 3, 3\), expected \(8, 3, 3, 3\)",
       hole=(1, 2)),
     S("read-held-out-labels", NB1, {7: 0}, r"Held-out accuracy is 0\.\d+ \(chance is 0\.10\)", slow=True,
-      root=True, leak=True, required=(r"PROBE-DONE: test set not found",)),
+      leak=True, required=(r"PROBE-DONE: test set not found",)),
     S("forged-eq-predictions", NB1, {7: 0}, r"Held-out accuracy is 0\.\d+ \(chance is 0\.10\)", slow=True),
     # --- reading secrets, escaping the sandbox, forging the wire
-    S("read-hidden-checks", NB1, {1: 0, 2: 0}, r"RuntimeError: stolen: \[\]", root=True, leak=True,
+    S("read-hidden-checks", NB1, {1: 0, 2: 0}, r"RuntimeError: stolen: \[\]", leak=True,
       required=(r"PROBE-DONE: read 0 hidden files",)),
-    S("read-parent-memory", NB1, {1: 0, 2: 0}, r"RuntimeError: stolen: \[\]", root=True, leak=True,
-      required=(r"PROBE-DONE: 0 leaks", r"blocked /proc/\d+/environ PermissionError", r"blocked ptrace")),
-    S("unshare-and-unmount-masks", NB1, {1: 0, 2: 0}, r"escape log:", root=True, leak=True,
+    S("read-parent-memory", NB1, {1: 0, 2: 0}, r"RuntimeError: stolen: \[\]", leak=True,
+      required=(r"PROBE-DONE: 0 leaks", r"blocked /proc/\d+/environ PermissionError", r"blocked ptrace"),
+      as_user=(r"RuntimeError: stolen: \[\]", (r"PROBE-DONE: 0 leaks", r"blocked /proc/0/environ FileNotFoundError",
+                                                r"blocked ptrace No such process"))),
+    S("unshare-and-unmount-masks", NB1, {1: 0, 2: 0}, r"escape log:", leak=True,
       required=(r"PROBE-DONE: tried [1-9]\d* masks",)),
     # Every forgery kills the sandbox; after Limits.max_restarts the notebook's remaining checks fail.
     S("forged-wire-reply", NB1, ALL_01, r"(?s)(?=.*malformed reply \(the header is not JSON: maximum recursion)"
       r"(?=.*malformed reply \(an array could not be read: (Unable to allocate|EOF))(?=.*malformed reply \(a message of over)"
-      r"(?=.*Object arrays cannot be loaded when allow_pickle=False)(?=.*restarted 6 times)", root=True),
+      r"(?=.*Object arrays cannot be loaded when allow_pickle=False)(?=.*restarted 6 times)"),
     # --- locked cells, nbgrader metadata, deleted / duplicated / added cells
     S("edit-locked-setup-cell", NB1, {}, r"'setup': this locked setup cell was modified; the release version was run instead",
       forbidden=("EDITED-SETUP-RAN",)),
@@ -158,9 +161,11 @@ SCENARIOS = [
     S("infinite-loop-in-method", NB1, {6: 0}, r"Time limit: `Flatten\.forward` did not finish within 3 s"),
     S("sys-exit-in-method", NB1, {6: 0}, r"Your code raised SystemExit"),
     S("os-exit-in-method", NB1, {6: 0}, r"the sandbox process exited with status 0 \(sys\.exit or os\._exit"),
-    S("kill-parent", NB1, {6: 0}, r"Flatten\(\)\.forward\(x\) returned None", root=True,
-      required=(r"KILL-ATTEMPTS \['Operation not permitted', 'Operation not permitted', 'Operation not permitted'\]",)),
-    S("ignore-sigterm", NB1, {6: 0}, r"Flatten\(\)\.forward\(x\) returned None", root=True,
+    S("kill-parent", NB1, {6: 0}, r"Flatten\(\)\.forward\(x\) returned None",
+      required=(r"KILL-ATTEMPTS \['Operation not permitted', 'Operation not permitted', 'Operation not permitted'\]",),
+      # pid 0 is its own process group; as the PID namespace's init it survives its own SIGKILL, then kill(-1)
+      as_user=(r"the sandbox process died from SIGKILL", (r"KILL-ATTEMPTS \[",))),
+    S("ignore-sigterm", NB1, {6: 0}, r"Flatten\(\)\.forward\(x\) returned None",
       required=(r"SIGNALS-IGNORED",)),
     S("threads-left-running", NB1, {6: 0}, r"Flatten\(\)\.(forward\(x\)|backward\(d_out\)) returned None"),
     S("memory-bomb", NB1, {6: 0}, r"MemoryError|Unable to allocate"),
@@ -173,15 +178,15 @@ SCENARIOS = [
     S("infinite-loop", NB3, {10: 0}, r"running your answer cells did not finish within 8 s"),
     S("sys-exit", NB3, {10: 0}, r"SystemExit: bye"),
     S("os-exit", NB3, {10: 0}, r"your answer cells could not be run \(the sandbox process exited with status 0"),
-    S("fork-bomb", NB3, {10: 0}, r"`conv_layer_answers` is not defined", root=True,
+    S("fork-bomb", NB3, {10: 0}, r"`conv_layer_answers` is not defined",
       required=(r"FORK-BOMB forked \d+ times before fork failed",)),
-    S("memory-bomb-tmpfs", NB3, {10: 0}, r"`conv_layer_answers` is not defined", root=True,
+    S("memory-bomb-tmpfs", NB3, {10: 0}, r"`conv_layer_answers` is not defined",
       required=(r"'/dev/shm': (\d\d?|1\d\d|2[0-4]\d|25[0-6]), '/tmp': (\d\d?|1\d\d|2[0-4]\d|25[0-6]), ",
                 r"'oom_score_adj': 'refused: Permission denied'")),
     # --- the results file
-    S("write-results-file", NB3, {10: 0}, r"`conv_layer_answers` is not defined", root=True, results_attack=True,
+    S("write-results-file", NB3, {10: 0}, r"`conv_layer_answers` is not defined", results_attack=True,
       required=(r"PROBE-DONE",)),
-    S("forked-child-writes-results-later", NB3, {10: 0}, r"`conv_layer_answers` is not defined", root=True,
+    S("forked-child-writes-results-later", NB3, {10: 0}, r"`conv_layer_answers` is not defined",
       results_attack=True, required=(r"PROBE-DONE",)),
     # --- broken input
     S("wrong-dtypes-and-shapes", NB1, {4: 0}, r"complex numbers|cannot be sent, only numbers|returned None"),
@@ -202,8 +207,7 @@ OTHER_FIXTURES = {"zip-with-dotdot-paths"}
 
 
 def scenario_params(items=SCENARIOS):
-    marks = lambda s: [pytest.mark.skipif(not IS_ROOT, reason="needs root isolation (own uid, masks)")] if s.root else []  # noqa: E731
-    return [pytest.param(s, id=s.name, marks=marks(s)) for s in items]
+    return [pytest.param(s, id=s.name) for s in items]
 
 
 # ----------------------------------------------------------------------------- building hand-ins
@@ -313,9 +317,20 @@ def sandbox_uids():
         seen.add(uid)
         return uid
 
+    real_init = sandbox_child.Child.__init__
+
+    def recording_init(self, *args, **kwargs):  # without root there is no uid: the sandbox's folder names it
+        real_init(self, *args, **kwargs)
+        WORKDIRS.add(self.workdir)
+
     sandbox_child.allocate_uid = recording
+    sandbox_child.Child.__init__ = recording_init
     yield seen
     sandbox_child.allocate_uid = real
+    sandbox_child.Child.__init__ = real_init
+
+
+WORKDIRS: set[str] = set()   # every sandbox folder of this process (recorded by ``sandbox_uids``)
 
 
 def leftovers(uids: set[int]) -> list[str]:
@@ -330,6 +345,17 @@ def leftovers(uids: set[int]) -> list[str]:
                     found.append(f"process {pid} ({state.decode()})")
         except (OSError, IndexError):
             pass
+    if not IS_ROOT:  # no sandbox uid: a sandbox's process is one whose command line names its folder
+        mine = [d.encode() for d in WORKDIRS]
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read()
+                if any(d in cmdline for d in mine):
+                    found.append(f"process {pid}")
+            except OSError:
+                pass
+        found += [f"folder {d}" for d in WORKDIRS if os.path.exists(d)]
     for folder in ("/tmp", "/var/tmp", "/dev/shm"):
         with os.scandir(folder) as entries:
             for entry in entries:
@@ -409,7 +435,7 @@ def scores(result: GradingResult) -> dict[int, float]:
 def assert_alive(grader: Grader, solution: Path, uids: set[int]) -> None:
     """The same grader still grades an honest hand-in with full marks, and nothing is left over."""
     result = grader.grade(solution, select=selection(NB3))
-    assert result.total == result.possible == 6, result.feedback_markdown()
+    assert result.total == result.possible == 6, feedback_markdown(result)
     assert_clean(uids)
 
 
@@ -454,7 +480,7 @@ def test_catalogue_covers_every_fixture_and_the_brief():
 def test_honest_baselines_have_full_marks(baselines, test_cell_points):
     for notebook in (NB1, NB3):
         result = baselines(notebook)
-        assert result.total == result.possible > 0, result.feedback_markdown()
+        assert result.total == result.possible > 0, feedback_markdown(result)
         assert {p: possible for p, (_, possible, _) in result.by_problem().items()} == \
             {p: points for p, points in test_cell_points[notebook].items() if p != 7}  # P7: fit, not in the baseline
 
@@ -500,14 +526,15 @@ def test_scenario(scenario, hostile_grader, baselines, solution_dir, test_cell_p
         vacuous = sum(c.score for c in result.checks if c.problem == problem and c.name in VACUOUS.get(problem, ())
                       and problem in scenario.hole)
         assert got[problem] - vacuous <= most, \
-            f"Problem {problem} leaked {got[problem] - vacuous} points:\n{result.feedback_markdown()}"
+            f"Problem {problem} leaked {got[problem] - vacuous} points:\n{feedback_markdown(result)}"
     for problem, score in baseline.items():
         if problem not in scenario.at_most:
-            assert got[problem] == score, f"Problem {problem}: {got[problem]} instead of {score}:\n{result.feedback_markdown()}"
+            assert got[problem] == score, f"Problem {problem}: {got[problem]} instead of {score}:\n{feedback_markdown(result)}"
     # A clear message.
-    assert re.search(scenario.message, text), f"/{scenario.message}/ not in:\n{result.feedback_markdown()}"
+    message, required = scenario.as_user if scenario.as_user and not IS_ROOT else (scenario.message, scenario.required)
+    assert re.search(message, text), f"/{message}/ not in:\n{feedback_markdown(result)}"
     output = "\n".join(result.student_output.values())
-    for pattern in scenario.required:
+    for pattern in required:
         assert re.search(pattern, output), f"/{pattern}/ not in the student's output:\n{output[-3000:]}"
     for marker in scenario.forbidden:
         assert marker not in text, f"{marker!r} in the grader's output"
@@ -567,7 +594,6 @@ def test_known_hole(scenario, hostile_grader, solution_dir, tmp_path):
 
 
 # ----------------------------------------------------------------------------- zips
-@pytest.mark.skipif(not IS_ROOT, reason="needs root isolation")
 def test_zip_hand_ins_are_graded_and_dotdot_entries_never_unpacked(hostile_grader, solution_dir, baselines,
                                                                    sandbox_uids, tmp_path):
     plain = tmp_path / "plain.zip"
@@ -591,13 +617,12 @@ def test_zip_hand_ins_are_graded_and_dotdot_entries_never_unpacked(hostile_grade
         zf.write(solution_dir / "03_theory.ipynb", "03_theory.ipynb")
     result = hostile_grader.grade(slip, select=selection(NB3))
     text = everything(result)
-    assert scores(result) == {10: 6}, result.feedback_markdown()
+    assert scores(result) == {10: 6}, feedback_markdown(result)
     assert "ZIP-SLIP-NOTEBOOK-RAN" not in text
     assert not any(p.exists() for p in outside)
     assert_clean(sandbox_uids)
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="the private scratch folders need root")
 def test_scratch_stays_private_whatever_the_harness_imports_from(monkeypatch, sandbox_uids):
     """The sandbox's /tmp is its own even when the harness's sys.path holds a folder in /tmp (a grader
     script run from /tmp, shifted to sys.path[1] by pytest): the child runs `python -I` and never
@@ -622,7 +647,6 @@ def test_scratch_stays_private_whatever_the_harness_imports_from(monkeypatch, sa
 
 
 # ----------------------------------------------------------------------------- a batch
-@pytest.mark.skipif(not IS_ROOT, reason="needs root isolation")
 def test_batch_hostile_hand_ins_do_not_affect_the_honest_ones(hostile_grader, baselines, solution_dir, sandbox_uids,
                                                               tmp_path):
     """Three honest copies and three hostile hand-ins (an infinite loop at import, a fork bomb, a
@@ -702,3 +726,15 @@ def test_grader_still_grades_every_selection_with_full_marks(hostile_grader, sol
         assert scores(result) == scores(baselines(notebook))
         assert result.total == result.possible
     assert_clean(sandbox_uids)
+
+
+def test_every_scenario_ran_in_this_mode(request, capsys):
+    """None is silently skipped: every scenario of the table was graded in this run, as root or not."""
+    selected = {item.callspec.params["scenario"].name for item in request.session.items
+                if item.originalname == "test_scenario"}
+    if selected != {s.name for s in SCENARIOS}:
+        pytest.skip("a subset of the scenarios was selected (-k)")
+    assert set(RESULTS) >= selected, f"not graded: {sorted(selected - set(RESULTS))}"
+    mode = "root (own uid, namespaces)" if IS_ROOT else "unprivileged (bubblewrap)"
+    with capsys.disabled():
+        print(f"\n[hostile catalogue as {mode}: {len(selected)} of {len(SCENARIOS)} scenarios graded]", flush=True)

@@ -21,6 +21,8 @@ from autograder.grading.hidden import hidden_paths
 from autograder.grading.plugin import notebook_of, run_check_modules
 from autograder.results.files import write_result
 from autograder.results.model import CheckResult, GradingResult
+from autograder.grading.broken import GraderBroken
+from autograder.sandbox.child import IsolationUnavailable, isolation_mode
 from autograder.sandbox.host import Sandbox
 from autograder.sandbox.limits import Budget, Limits
 from autograder.sandbox.proxy import UnavailableStudent
@@ -32,6 +34,10 @@ class Grader:
     def __init__(self, release_dir: Path = course.RELEASE_DIR, limits: Limits | None = None):
         self.assignment = Assignment.from_release(release_dir)
         self.limits = limits or Limits()
+        try:  # fail closed: no sandbox without the isolation it promises, unless --no-isolation
+            self.isolation = isolation_mode(self.limits.jail)
+        except IsolationUnavailable as e:
+            raise GraderBroken(e.reason, e.fix) from None
 
     def grade(self, path: Path, out_dir: Path | None = None, student: str | None = None,
               hidden: list[Path] = (), select: list[str] | None = None) -> GradingResult:
@@ -72,7 +78,7 @@ class Grader:
                             for nb, r in reports.items()},
             sandbox={nb: {"isolation": r.isolation, "restarts": r.restarts, "failures": r.failures}
                      for nb, r in reports.items()},
-            manual_answers=submission.manual_answers)
+            manual_answers=submission.manual_answers, isolation=self.isolation)
         result.execution_time = time.monotonic() - t0
         if out_dir is not None:
             write_result(result, Path(out_dir))  # every sandbox is closed by now

@@ -20,7 +20,8 @@ def gradescope_json(result: GradingResult) -> dict:
         "extra_data": {"graded": True, "run_id": result.run_id, "student": result.student,
                        "possible": result.possible, "pending_manual_points": result.pending,
                        "findings": result.findings, "cell_errors": result.cell_errors, "sandbox": result.sandbox,
-                       "manual_answers": result.manual_answers, "digest": result.digest},
+                       "manual_answers": result.manual_answers, "digest": result.digest,
+                       "isolation": result.isolation},
     }
 
 

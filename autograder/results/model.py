@@ -47,6 +47,7 @@ class GradingResult:
     sandbox: dict[str, dict] = field(default_factory=dict)    # per notebook: isolation, restarts, failures
     manual_answers: dict[str, str] = field(default_factory=dict)
     digest: dict = field(default_factory=dict)    # what was graded with what (a batch's resume key)
+    isolation: str = ""                            # root, bubblewrap or none (sandbox.child.isolation_mode)
 
     @classmethod
     def from_results_json(cls, data: dict, pending: Sequence[CheckResult] = ()) -> "GradingResult":
@@ -65,7 +66,7 @@ class GradingResult:
                    run_id=str(extra.get("run_id") or ""), execution_time=float(data.get("execution_time") or 0),
                    findings=list(extra.get("findings") or []), cell_errors=dict(extra.get("cell_errors") or {}),
                    sandbox=dict(extra.get("sandbox") or {}), manual_answers=dict(extra.get("manual_answers") or {}),
-                   digest=dict(extra.get("digest") or {}))
+                   digest=dict(extra.get("digest") or {}), isolation=str(extra.get("isolation") or ""))
 
     @property
     def total(self) -> float:

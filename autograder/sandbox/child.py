@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from autograder.sandbox import wire, worker
+from autograder.sandbox import jail, wire, worker
 from autograder.sandbox.limits import Limits
 
 HERE = Path(__file__).resolve().parent
@@ -96,6 +96,97 @@ def hidden_roots() -> list[str]:
                   if p.name not in SYSTEM_ROOTS and p.is_dir() and not p.is_symlink())
 
 
+# ----------------------------------------------------------------------------- without root: bubblewrap
+BWRAP = "bwrap"
+_mode_lock = threading.Lock()
+_mode: dict[bool, str] = {}
+
+
+class IsolationUnavailable(RuntimeError):
+    """Neither root nor an unprivileged user namespace: untrusted code cannot be isolated here.
+    ``fix`` says what the instructor can do."""
+
+    def __init__(self, reason: str, fix: str):
+        super().__init__(f"{reason}\nFix: {fix}")
+        self.reason, self.fix = reason, fix
+
+
+def isolation_mode(isolate: bool = True) -> str:
+    """How sandboxes are isolated on this machine: ``root`` (the grader is root: ``jail.py`` sets up
+    the namespaces and masks and drops to a fresh uid), ``bubblewrap`` (not root: ``bwrap`` builds
+    the same view in unprivileged user, PID, mount, network and IPC namespaces) or ``none``
+    (``--no-isolation``). Raises ``IsolationUnavailable``, naming the fix, when isolation is asked
+    for and neither works: the grader then refuses to grade (fail closed)."""
+    if not isolate:
+        return "none"
+    if os.geteuid() == 0:
+        return "root"
+    with _mode_lock:
+        if True not in _mode:
+            _mode[True] = _probe_bubblewrap()
+    return _mode[True]
+
+
+def _probe_bubblewrap() -> str:
+    fix = ("install bubblewrap and allow unprivileged user namespaces (above), or grade in a container or as root "
+           "(as Gradescope does), or, for code you trust, pass --no-isolation")
+    path = shutil.which(BWRAP)
+    if path is None:
+        raise IsolationUnavailable("student code cannot be isolated here: the grader is not root and bubblewrap "
+                                   "(bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap; Fedora: "
+                                   "dnf install bubblewrap)", fix)
+    probe = subprocess.run([path, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+                            "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        raise IsolationUnavailable(
+            "student code cannot be isolated here: bubblewrap could not create unprivileged namespaces "
+            f"({probe.stderr.strip()[:300] or probe.returncode}). The kernel settings that allow them: "
+            "sysctl kernel.unprivileged_userns_clone=1 (Debian kernels), user.max_user_namespaces > 0, and on "
+            "Ubuntu 24.04+ kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap", fix)
+    return "bubblewrap"
+
+
+def _outermost(paths) -> list[str]:
+    paths = sorted(dict.fromkeys(paths))
+    return [p for p in paths if not any(p.startswith(q.rstrip(os.sep) + os.sep) for q in paths if q != p)]
+
+
+def bubblewrap_argv(config: dict) -> list[str]:
+    """The ``bwrap`` command line that gives an unprivileged sandbox the view a root sandbox gets
+    from ``jail.py``: the system read-only; every top-level folder that is not the system's
+    (``hidden_roots``) empty, with the Python installation bound back; each hidden path (the checks,
+    the data, the output folders) masked; fresh size-capped tmpfs over the scratch folders; its own
+    ``/proc`` (of a new PID namespace: no process of the grader is visible) and a minimal ``/dev``;
+    no network, no IPC, no further user namespaces; its working folder the one writable host folder
+    (removed with the sandbox). Order matters: bwrap applies these in turn, later over earlier."""
+    workdir = os.path.realpath(config["workdir"])
+    size = int(config.get("scratch_bytes") or 256 << 20)
+    argv = [BWRAP, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--as-pid-1",
+            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    covers = [r for r in (os.path.realpath(r) for r in config.get("hidden_roots", []))
+              if not (workdir == r or workdir.startswith(r + os.sep))]
+    for root in _outermost(covers):
+        argv += ["--perms", "0755", "--size", str(64 << 10), "--tmpfs", root]
+    scratch = [d for d in dict.fromkeys(os.path.realpath(d) for d in jail.SCRATCH_DIRS) if os.path.isdir(d)]
+    for folder in scratch:
+        argv += ["--perms", "1777", "--size", str(size), "--tmpfs", folder]
+    gone = [*covers, *scratch]
+    under = lambda p: any(p == g or p.startswith(g + os.sep) for g in gone)  # noqa: E731
+    for path in _outermost(os.path.realpath(p) for p in config.get("hidden", []) if os.path.lexists(p)):
+        if under(path):
+            continue  # already inside an empty folder
+        if os.path.isdir(path):
+            argv += ["--perms", "0555", "--size", "4096", "--tmpfs", path, "--remount-ro", path]
+        else:
+            argv += ["--ro-bind", "/dev/null", path]
+    for path in _outermost(os.path.realpath(p) for p in config.get("installation", []) if os.path.isdir(p)):
+        if under(path):
+            argv += ["--ro-bind", path, path]
+    argv += ["--bind", workdir, workdir, "--chdir", workdir, "--"]
+    return argv
+
+
 # ----------------------------------------------------------------------------- the process
 class Output:
     """The student's printed output, over every child of one sandbox, up to ``limit`` bytes."""
@@ -123,7 +214,8 @@ class Child:
 
     def __init__(self, limits: Limits, hidden: list[str], support_files: list[Path], output: Output):
         self.limits, self.hidden, self.support_files, self.output = limits, hidden, support_files, output
-        self.uid = allocate_uid() if os.geteuid() == 0 and limits.jail else None
+        self.mode = isolation_mode(limits.jail)
+        self.uid = allocate_uid() if self.mode == "root" else None
         self.workdir = tempfile.mkdtemp(prefix="cnn2d-sandbox-")
         self.proc: subprocess.Popen | None = None
         self._drainer: threading.Thread | None = None
@@ -142,19 +234,26 @@ class Child:
                 os.chown(p, self.uid, self.uid)
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        jail = self.limits.jail
+        isolate = self.limits.jail
         config = {"rfd": to_child_r, "wfd": from_child_w, "limits": self.limits.rlimits(),
-                  "uid": self.uid, "gid": self.uid, "hidden": self.hidden if jail else [], "jail": jail,
-                  "workdir": self.workdir, "scratch_bytes": self.limits.scratch_bytes if jail else 0,
-                  "installation": installation_paths(), "hidden_roots": hidden_roots() if jail else []}
+                  "uid": self.uid, "gid": self.uid, "hidden": self.hidden if isolate else [], "jail": isolate,
+                  "workdir": self.workdir, "scratch_bytes": self.limits.scratch_bytes if isolate else 0,
+                  "installation": installation_paths(), "hidden_roots": hidden_roots() if isolate else []}
         threads = os.environ.get("CNN2D_SANDBOX_THREADS", "1")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0",
                # One BLAS thread per sandbox: several sandboxes and the grader share the cores, and
                # spinning OpenBLAS threads made a 4 s fit take 80 s on a busy 2-core machine.
                "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        argv = [sys.executable, "-I", "-B", os.path.join(self.workdir, MAIN)]
+        if self.mode == "bubblewrap":
+            config["outer"] = ["bubblewrap: own user, PID (own /proc), mount, network and IPC namespaces; "
+                               "no network; the system read-only", f"{len(self.hidden)} paths masked",
+                               "private scratch " + ", ".join(jail.SCRATCH_DIRS)]
+            config["hidden"] = []  # bwrap masked them
+            argv = bubblewrap_argv({**config, "hidden": self.hidden}) + argv
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", os.path.join(self.workdir, MAIN), json.dumps(config)],
+            [*argv, json.dumps(config)],
             pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, env=env, cwd=self.workdir, start_new_session=True)
         os.close(to_child_r)
@@ -199,6 +298,8 @@ class Child:
                 code = self.proc.wait(timeout=2)
         if code is None:
             return "the sandbox closed its connection"
+        if self.mode == "bubblewrap" and code > 128 and code - 128 in signal.valid_signals():
+            code = 128 - code  # bwrap exits with 128 + the signal that killed the sandbox, as a shell does
         if code < 0:
             sig = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
             why = {"SIGKILL": " (killed: the memory or process limit, or a kill)",

@@ -2,8 +2,9 @@
 the child; a copy of this file sits beside ``worker.py``).
 
 Order matters, and ``worker.main`` keeps it: the rlimits first (they bind everything after), then
-``enter``: the namespaces and the mounts (they need root or a user namespace), then the drop to
-the sandbox's uid, then the death signal (a uid change clears it).
+``enter``: the namespaces and the mounts (as root), then the drop to the sandbox's uid, then the
+death signal (a uid change clears it). Without root, bubblewrap has built the same view before this
+program starts (``child.bubblewrap_argv``); ``enter`` then only reports it and sets what a user may.
 """
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ def apply_limits(limits: dict) -> None:
 
 def enter(config: dict) -> list[str]:
     """Namespaces, masks and the drop of privileges. Returns what was achieved, for the report."""
-    done = []
+    done = list(config.get("outer", []))  # what bubblewrap did before this program started
     libc = _libc()
     uid, gid = config.get("uid"), config.get("gid")
     hidden = []
@@ -172,38 +173,20 @@ def enter(config: dict) -> list[str]:
         except OSError as e:
             # Fail closed: as root we promised masks; without them the checks would be readable.
             raise RuntimeError(f"could not isolate the sandbox: {e}") from None
-    if os.geteuid() == 0 and uid is not None:
+    if config.get("jail", True):
         try:  # the OOM killer takes sandbox processes first; without privileges they cannot undo it
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write("1000")
             done.append("first in line for the OOM killer")
         except OSError:
             pass
+    if os.geteuid() == 0 and uid is not None:
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
         done.append(f"runs as uid {uid}")
-    elif os.geteuid() != 0 and config.get("jail", True):
-        # Unprivileged: a user namespace may still give us a mount and network namespace.
-        try:
-            real_uid, real_gid = os.getuid(), os.getgid()
-            _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET), "unshare")
-            with open("/proc/self/setgroups", "w") as f:
-                f.write("deny")
-            with open("/proc/self/uid_map", "w") as f:
-                f.write(f"{real_uid} {real_uid} 1")
-            with open("/proc/self/gid_map", "w") as f:
-                f.write(f"{real_gid} {real_gid} 1")
-            done.append("user+network namespace (no network)")
-            for path in hidden:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    _check(libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
-                                      b"size=4k,mode=0555"), f"mask {path}")
-            done.append("paths masked")
-        except OSError as e:
-            done.append(f"no namespaces: {e}")
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # after the uid change, which clears it
-    if os.getppid() == 1:  # the harness is already gone
-        os._exit(1)
+    if os.getppid() == 1 and not config.get("outer"):  # the harness is already gone (in bwrap's PID
+        os._exit(1)                                      # namespace, pid 1 is bwrap's init)
     return done
