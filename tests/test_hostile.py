@@ -113,7 +113,6 @@ VACUOUS = {
         "Problem 2: your Conv2d reproduces the example's d_weights and d_biases"},
     3: {"Problem 3: output size is an int"},
 }
-ALL_01 = {1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 0}
 UNREADABLE = r"03_theory\.ipynb is not a readable notebook .*download it again"
 
 SCENARIOS = [
@@ -141,10 +140,12 @@ SCENARIOS = [
                                                 r"blocked ptrace No such process"))),
     S("unshare-and-unmount-masks", NB1, {1: 0, 2: 0}, r"escape log:", leak=True,
       required=(r"PROBE-DONE: tried [1-9]\d* masks",)),
-    # Every forgery kills the sandbox; after Limits.max_restarts the notebook's remaining checks fail.
-    S("forged-wire-reply", NB1, ALL_01, r"(?s)(?=.*malformed reply \(the header is not JSON: maximum recursion)"
+    # Every forgery kills the sandbox; after Limits.max_restarts fresh sandboxes Conv2d.forward is not
+    # called again, and the answers that do not need it (Problems 3 to 6) keep their points.
+    S("forged-wire-reply", NB1, {1: 0, 2: 0}, r"(?s)(?=.*malformed reply \(the header is not JSON: maximum recursion)"
       r"(?=.*malformed reply \(an array could not be read: (Unable to allocate|EOF))(?=.*malformed reply \(a message of over)"
-      r"(?=.*Object arrays cannot be loaded when allow_pickle=False)(?=.*restarted 6 times)"),
+      r"(?=.*Object arrays cannot be loaded when allow_pickle=False)"
+      r"(?=.*Not run: `Conv2d\.forward` stopped the sandbox in each of its last 7 calls)"),
     # --- locked cells, nbgrader metadata, deleted / duplicated / added cells
     S("edit-locked-setup-cell", NB1, {}, r"'setup': this locked setup cell was modified; the release version was run instead",
       forbidden=("EDITED-SETUP-RAN",)),
@@ -174,10 +175,24 @@ SCENARIOS = [
     S("huge-return-value", NB1, {6: 0}, r"over the limit of [\d,]+ bytes"),
     S("sleep-past-budget-in-fit", NB1, {7: 0}, r"Time limit: `Scratch2dCNNClassifier\.fit` did not finish within 12 s of wall time \(it waited or slept",
       slow=True),
-    # --- runaway code at import (the whole notebook stops: documented in docs/security.md)
-    S("infinite-loop", NB3, {10: 0}, r"running your answer cells did not finish within 8 s"),
+    # --- runaway code at import: the answer cell is skipped, the cells after it run (docs/security.md)
+    S("infinite-loop", NB3, {10: 0}, r"p10_answers\*\*: CellTimeout: this cell did not finish within 8 s \(an infinite "
+      r"loop, or a call into code that loops\?\); it was skipped, and the cells after it ran without it"),
     S("sys-exit", NB3, {10: 0}, r"SystemExit: bye"),
-    S("os-exit", NB3, {10: 0}, r"your answer cells could not be run \(the sandbox process exited with status 0"),
+    S("os-exit", NB3, {10: 0}, r"p10_answers\*\*: CellCrash: this cell ended the sandbox \(the sandbox process exited "
+      r"with status 0 .*it was skipped, and the cells after it ran without it"),
+    # A Conv2d whose forward hangs or ends the sandbox: the Problem 2 cell, which calls it, is skipped;
+    # the checks that call it fail (after Limits.max_restarts fresh sandboxes, at once); Problems 3 to 6
+    # score their baseline. Its __init__ is real: the shape and initialisation checks (2 points) pass.
+    S("conv-forward-loops-forever", NB1, {1: 2, 2: 0},
+      r"(?s)(?=.*p2_small_array\*\*: CellTimeout: this cell did not finish within 8 s \(an infinite loop)"
+      r"(?=.*Not run: `Conv2d\.forward` stopped the sandbox in each of its last 7 calls)"),
+    S("conv-forward-os-exit", NB1, {1: 2, 2: 0},
+      r"(?s)(?=.*p2_small_array\*\*: CellCrash: this cell ended the sandbox \(the sandbox process exited with status 0)"
+      r"(?=.*Not run: `Conv2d\.forward` stopped the sandbox in each of its last 7 calls)"),
+    S("conv-forward-ignores-sigterm", NB1, {1: 2, 2: 0},
+      r"(?s)(?=.*p2_small_array\*\*: CellTimeout: this cell did not finish within 8 s \(an infinite loop)"
+      r"(?=.*Not run: `Conv2d\.forward` stopped the sandbox in each of its last 7 calls)"),
     S("fork-bomb", NB3, {10: 0}, r"`conv_layer_answers` is not defined",
       required=(r"FORK-BOMB forked \d+ times before fork failed",)),
     S("memory-bomb-tmpfs", NB3, {10: 0}, r"`conv_layer_answers` is not defined",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from autograder.sandbox import wire
 from autograder.sandbox.errors import MissingAnswer, NotImplementedAnswer, SandboxCrash, SandboxTimeout, StudentError
-from autograder.sandbox.host import Cell, Sandbox
+from autograder.sandbox.host import Cell, NotCalledAgain, Sandbox
 from autograder.sandbox.limits import Limits
 from autograder.sandbox.proxy import LocalStudent, time_limit
 from autograder.course import ROOT
@@ -248,11 +249,75 @@ def test_local_namespace_round_trips_like_the_remote_one():
         local.absent
 
 
-def test_cells_that_hang_break_the_notebook_once_not_on_every_call(box):
-    b = box("while True:\n    pass", exec_timeout=1)
+def cells_box(request_boxes, cells, **limits) -> Sandbox:
+    b = Sandbox([Cell(name, source) for name, source in cells], limits=Limits(**{"call_timeout": 5, **limits}),
+                label="t", hidden=hidden_paths())
+    request_boxes.append(b)
+    return b
+
+
+@pytest.fixture
+def boxes():
+    made: list[Sandbox] = []
+    yield made
+    for b in made:
+        b.close()
+
+
+@pytest.mark.parametrize("runaway, kind, message", [
+    ("while True:\n    pass", "CellTimeout", r"this cell did not finish within 2 s \(an infinite loop"),
+    ("import os\nos._exit(3)", "CellCrash", r"this cell ended the sandbox \(the sandbox process exited with status 3"),
+])
+def test_a_cell_that_hangs_or_ends_the_sandbox_is_skipped_and_the_cells_after_it_run(boxes, runaway, kind, message):
+    b = cells_box(boxes, [("a", "def f(): return 'f'"), ("b", 'print("B-RAN", flush=True)\n' + runaway),
+                          ("c", "def g(): return 'g'\ndef spin():\n    while True: pass")],
+                  exec_timeout=2, call_timeout=1)
     ns = b.student()
     t = time.monotonic()
+    assert ns.f() == "f" and ns.g() == "g"
+    assert time.monotonic() - t < 10  # one cell timeout and one restart, not one per call
+    with pytest.raises(MissingAnswer, match=r"note that the answer cell 'b' raised " + kind):
+        ns.defined_after_the_loop
+    err = b.report.cell_errors["b"]
+    assert err["type"] == kind and re.search(message, err["message"])
+    assert err["message"].endswith("it was skipped, and the cells after it ran without it")
+    assert b.skipped == {"b"} and b.report.restarts == 1
+    # A check's call that times out restarts the child: the cells run again, without b.
+    with pytest.raises(SandboxTimeout, match="`spin` did not finish"):
+        ns.spin()
+    assert ns.f() == "f" and ns.g() == "g"
+    assert b.report.restarts == 2 and b.skipped == {"b"}
+    report = b.close()
+    assert report.output.count("B-RAN") == 1, report.output
+    assert list(report.cell_errors) == ["b"]
+
+
+def test_a_cell_that_raises_is_recorded_and_the_next_cells_run(boxes):
+    b = cells_box(boxes, [("a", "raise ValueError('nope')"), ("b", "def h(): return 2")])
+    assert b.student().h() == 2
+    assert b.report.cell_errors["a"]["type"] == "ValueError" and not b.skipped and b.report.restarts == 0
+
+
+def test_a_callable_that_keeps_stopping_the_sandbox_is_not_called_again(boxes):
+    b = cells_box(boxes, [("a", "def spin():\n    while True: pass\ndef ok(): return 7")],
+                  call_timeout=1, max_restarts=2)
+    ns = b.student()
+    for _ in range(3):  # the first call and one after each of the 2 fresh children it may have
+        with pytest.raises(SandboxTimeout, match=r"`spin` did not finish within 1 s"):
+            ns.spin()
+    t = time.monotonic()
     for _ in range(5):
-        with pytest.raises(SandboxCrash, match="answer cells could not be run"):
-            ns.anything
-    assert time.monotonic() - t < 5  # one timeout, not five
+        with pytest.raises(NotCalledAgain, match=r"Not run: `spin` stopped the sandbox in each of its last 3 calls "
+                                                  r"\(the last time: `spin` did not finish within 1 s"):
+            ns.spin()
+    assert time.monotonic() - t < 1
+    assert ns.ok() == 7 and b.report.restarts == 3
+
+
+def test_a_sandbox_that_cannot_run_any_cell_in_time_is_broken_once(boxes):
+    b = cells_box(boxes, [("a", "x = 1")], submission_timeout=0.0)
+    ns = b.student()
+    for _ in range(3):
+        with pytest.raises(SandboxCrash, match="answer cells could not be run .*time budget"):
+            ns.x
+    assert b.report.restarts == 0

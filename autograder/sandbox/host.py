@@ -7,9 +7,19 @@ and reached through a proxy (``proxy.py``), with its limits, restarts and report
     y = layer.forward(np.ones((1, 1, 5, 5)))  # a plain np.ndarray, decoded with allow_pickle=False
     report = box.close()
 
+The answer cells run one by one, each within ``Limits.exec_timeout`` (a limit per answer cell). A
+cell that does not finish or that ends the child (``os._exit``, a signal, a forged reply) is
+recorded in ``report.cell_errors`` and skipped: a fresh child runs the cells before it again and
+goes on with the cells after it, so answers that do not depend on it keep their points. The
+sandbox is unusable (``_broken``) only if it cannot start at all.
+
 Every call has a time limit; a call that times out, a child that dies or that breaks the wire
 format fails that call with a clear exception, and the next call starts a fresh child (the cells
-run again), up to ``Limits.max_restarts`` times.
+run again, the skipped ones left out). Restarts are counted per cause, the callable whose call
+failed (``Conv2d.forward``): once one callable has failed again after ``Limits.max_restarts`` fresh
+children (as a whole notebook did before), it is not called again (``NotCalledAgain``), and the
+checks that need it fail at once while the others still run in a live child. A notebook's
+restarts of all causes together stop at ``RESTART_CAP_FACTOR`` times ``max_restarts``.
 """
 from __future__ import annotations
 
@@ -24,6 +34,20 @@ from autograder.sandbox.child import Child, Output
 from autograder.sandbox.errors import SandboxCrash, SandboxError, SandboxTimeout, student_error
 from autograder.sandbox.limits import Budget, Deadline, Limits
 from autograder.sandbox.proxy import RemoteObject, RemoteStudent
+
+
+class NotCalledAgain(SandboxError):
+    """A callable that kept stopping the sandbox is not called again (not a crash: nothing ran)."""
+
+
+# Restarts are counted per cause, so that one hanging method (10 checks of Problem 1 and 3 of
+# Problem 2 call ``Conv2d.forward``) costs only the checks that call it, not the output-size,
+# pooling and flatten checks after them, as a notebook-wide count of ``max_restarts`` (6) did: each
+# callable gets ``max_restarts`` fresh children, and its next failure is its last. A skipped answer
+# cell costs one restart, once (it is never run again). All causes of one notebook together stop at
+# this many times ``max_restarts`` (24): a bound on fresh children, whatever the number of distinct
+# failing callables; the submission's time ``Budget`` bounds the wall time of all of them anyway.
+RESTART_CAP_FACTOR = 4
 
 
 @dataclass
@@ -66,6 +90,10 @@ class Sandbox:
         self._starter: _Starter | None = None
         self._call_limit: float | None = None
         self._broken: str | None = None
+        self._spawner: threading.Thread | None = None   # the thread that started the current child
+        self.skipped: set[str] = set()       # answer cells that hung or ended the child: never run again
+        self._skip_errors: dict[str, dict] = {}          # their cell_errors records
+        self._call_failures: dict[str, tuple[int, SandboxError]] = {}  # callable -> (failures, the last)
         self._codec = wire.Codec(make_ref=self._encode_ref,
                                  resolve_ref=lambda o: RemoteObject.from_wire(self, o))
 
@@ -83,19 +111,22 @@ class Sandbox:
                 return
             if self._broken:
                 raise SandboxCrash(self._broken)
-            if self.report.restarts > self.limits.max_restarts:
-                raise SandboxCrash(f"the sandbox was restarted {self.limits.max_restarts} times after "
+            cap = RESTART_CAP_FACTOR * self.limits.max_restarts
+            if self.report.restarts > cap:
+                raise SandboxCrash(f"the sandbox was restarted {self.report.restarts - 1} times after "
                                    "failures; the remaining checks of this notebook are not run")
             try:
                 self._spawn()
                 self._run_cells()
             except SandboxError as e:
-                # Cells that hang or kill the sandbox would do it again on every restart: stop here.
+                # The sandbox cannot start, or the submission's time is up: no check can run.
                 self._broken = f"your answer cells could not be run ({e}), so no check of this notebook can run"
+                self.kill()
                 raise SandboxCrash(self._broken) from None
 
     def _spawn(self) -> None:
         self.child = Child(self.limits, self.hidden, self.support_files, self.output)
+        self._spawner = threading.current_thread()
         self.generation += 1
         self.freed.clear()
         deadline = time.monotonic() + min(self.limits.start_timeout, max(self.budget.remaining(), 1.0))
@@ -106,21 +137,49 @@ class Sandbox:
         self.report.isolation = [str(x) for x in header.get("isolation", [])][:10]
 
     def _run_cells(self) -> None:
-        cells = [{"name": c.name, "source": c.source} for c in self.cells]
-        reply = self._request({"op": "exec", "cells": cells}, [], self.limits.exec_timeout,
-                              what="running your answer cells")
-        errors = reply.get("errors", {})
-        if isinstance(errors, dict):
-            self.report.cell_errors = {str(k): v for k, v in errors.items() if isinstance(v, dict)}
+        """Run the answer cells one by one, each within ``exec_timeout``. A cell that times out or
+        ends the child is recorded, added to ``skipped`` and never run again: a fresh child runs the
+        cells before it again and goes on after it. Cells that raise are recorded, and the next ones run."""
+        errors: dict[str, dict] = {}
+        done = 0                                  # cells of self.cells run in the current child
+        while done < len(self.cells):
+            cell = self.cells[done]
+            done += 1
+            if cell.name in self.skipped:
+                continue
+            try:
+                reply = self._request({"op": "exec", "cells": [{"name": cell.name, "source": cell.source}]}, [],
+                                      self.limits.exec_timeout, what=f"running your answer cell '{cell.name}'")
+            except (SandboxTimeout, SandboxCrash) as e:
+                if self.child is not None or self.budget.remaining() <= 0:
+                    raise  # the submission's time is up (the child was not at fault): nothing can run
+                self.skipped.add(cell.name)
+                if isinstance(e, SandboxTimeout):
+                    kind, what = "CellTimeout", (f"this cell did not finish within {self.limits.exec_timeout:.0f} s "
+                                                 "(an infinite loop, or a call into code that loops?)")
+                else:
+                    kind, what = "CellCrash", f"this cell ended the sandbox ({str(e)[:500]})"
+                self._skip_errors[cell.name] = {
+                    "type": kind, "traceback": "",
+                    "message": f"{what}; it was skipped, and the cells after it ran without it"}
+                # A fresh child runs the cells before this one again, then goes on after it.
+                self._spawn()
+                errors, done = {}, 0
+                continue
+            got = reply.get("errors", {})
+            if isinstance(got, dict) and isinstance(got.get(cell.name), dict):
+                errors[cell.name] = got[cell.name]
+        errors.update(self._skip_errors)
+        self.report.cell_errors = {c.name: errors[c.name] for c in self.cells if c.name in errors}
 
     def kill(self) -> None:
         """Kill the child and everything it started."""
-        if self._starter is not None:
-            self._starter.released.set()
         with self._lock:
-            child, self.child = self.child, None
+            child, self.child, self._spawner = self.child, None, None
             if child is not None:
                 child.kill()
+            if self._starter is not None:
+                self._starter.released.set()
 
     def close(self) -> SandboxReport:
         if self._starter is not None:
@@ -194,12 +253,26 @@ class Sandbox:
         (enc_args, enc_kwargs), arrays = self._codec.encode([list(args), dict(kwargs or {})])
         limit = self._call_limit or self.limits.call_timeout
         what = f"`{name or label}`" if name or label else "the call"
-        reply = self._request({"op": op, "ref": ref, "name": name, "args": enc_args, "kwargs": enc_kwargs},
-                              arrays, limit, what, cpu=self._call_limit is not None)
+        failed, last = self._call_failures.get(what, (0, None))
+        if what != "the call" and failed > self.limits.max_restarts:
+            # This callable stopped the sandbox again after max_restarts fresh ones: the checks that
+            # need it fail at once, and the child (restarted or not) stays for the checks that do not.
+            raise NotCalledAgain(f"Not run: {what} stopped the sandbox in each of its last {failed} calls (the last "
+                                 f"time: {str(last)[:300]}), so it is not called again; the checks that do not "
+                                 "call it still run")
+        try:
+            reply = self._request({"op": op, "ref": ref, "name": name, "args": enc_args, "kwargs": enc_kwargs},
+                                  arrays, limit, what, cpu=self._call_limit is not None)
+        except (SandboxTimeout, SandboxCrash) as e:
+            if self.child is None:  # the call ended the child (not the submission's budget running out)
+                self._call_failures[what] = (failed + 1, e)
+            raise
         try:
             return self._codec.decode(reply.get("value"), reply["_arrays"])
         except wire.ProtocolError as e:
-            raise self._fail(SandboxCrash(f"the sandbox sent a malformed reply ({e})")) from None
+            exc = self._fail(SandboxCrash(f"the sandbox sent a malformed reply ({e})"))
+            self._call_failures[what] = (failed + 1, exc)
+            raise exc from None
 
     def student(self):
         """The student's namespace, as the checks see it (``proxy.RemoteStudent``)."""
@@ -217,14 +290,14 @@ class Sandbox:
 
 
 class _Starter:
-    """Starts a sandbox's first child in a thread, then waits until that child is killed: the child
-    asks for SIGKILL when its parent ends (PR_SET_PDEATHSIG), and for the kernel its parent is the
-    *thread* that started it."""
+    """Starts a sandbox's first child in a thread, then waits until no child it started is alive
+    (a cell that is skipped kills one and starts the next): the child asks for SIGKILL when its
+    parent ends (PR_SET_PDEATHSIG), and for the kernel its parent is the *thread* that started it."""
 
     def __init__(self, box: Sandbox):
         self.box, self.error = box, None
         self.started = threading.Event()    # the start is over (ok or not)
-        self.released = threading.Event()   # the child this thread started is gone
+        self.released = threading.Event()   # a child was killed: is one this thread started still alive?
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -235,7 +308,14 @@ class _Starter:
             self.error = e
         finally:
             self.started.set()
-        self.released.wait()
+        # Wait until no child this thread started is alive: running the cells may have killed one
+        # and started the next (a skipped cell), in this thread too.
+        while True:
+            self.released.wait()
+            with self.box._lock:
+                if self.box.child is None or self.box._spawner is not self.thread:
+                    return
+                self.released.clear()
 
     def join_start(self) -> None:
         """Wait for the start; raise what it raised, once (later calls start a fresh child)."""
