@@ -23,7 +23,7 @@ class Limits:
     max_call_timeout: float = _limit(course.TRAINING_CAP_SECONDS, "the most a check may raise one call's limit to (training)")
     wall_factor: float = _limit(course.WALL_FACTOR, "a training call's limit is CPU seconds of the sandbox; its wall cap "
                                 "is this many times that (code that sleeps or blocks)")
-    exec_timeout: float = _limit(course.CELLS_SECONDS, "wall seconds to run a notebook's answer cells")
+    exec_timeout: float = _limit(course.CELLS_SECONDS, "wall seconds to run one answer cell (one that hangs is skipped)")
     start_timeout: float = _limit(course.START_SECONDS, "wall seconds for a sandbox to start, before any student code")
     submission_timeout: float = _limit(course.SUBMISSION_SECONDS, "wall seconds for all calls of one submission",
                                        "--submission-timeout")
@@ -35,7 +35,7 @@ class Limits:
     max_open_files: int = _limit(256, "open files (RLIMIT_NOFILE)")
     max_output_bytes: int = _limit(64 << 10, "bytes of the student's printed output kept for the report")
     max_message_bytes: int = _limit(64 << 20, "bytes of the largest reply the grader reads")
-    max_restarts: int = _limit(6, "fresh sandboxes after failures, per notebook")
+    max_restarts: int = _limit(6, "fresh sandboxes per failing callable (4 times that per notebook)")
     scratch_bytes: int = _limit(256 << 20, "as root: size of each private tmpfs over /tmp, /var/tmp, /dev/shm")
     jail: bool = _limit(True, "namespaces, masks and a dedicated uid as root (off: --no-isolation)", "--no-isolation")
 
