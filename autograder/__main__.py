@@ -29,8 +29,8 @@ def limit_help() -> str:
     from autograder.sandbox.limits import Limits
 
     return ("limits of the sandbox that runs each notebook (defaults):\n" + Limits.describe() +
-            "\nAs root the sandbox also runs as its own unprivileged uid in a new network and mount namespace"
-            "\n(no network; the checks, data and results are masked); --no-isolation turns that off.")
+            "\nIsolation: as root, its own uid in new namespaces; as another user, bubblewrap (own PID namespace);"
+            "\nno network, the checks, data and results masked. Neither: refused; --no-isolation turns it off.")
 
 
 def _limits(call_timeout=None, submission_timeout=None, memory_mb=None, jail=True, **_):

@@ -62,7 +62,7 @@ def test_help_states_the_limits_of_course(command):
     text = " ".join(sub.format_help().split())
     for phrase, value in [("one call into student code", course.CALL_SECONDS),
                           ("all calls of one submission", course.SUBMISSION_SECONDS),
-                          ("run a notebook's answer cells", course.CELLS_SECONDS),
+                          ("run one answer cell", course.CELLS_SECONDS),
                           ("whole life (RLIMIT_CPU)", course.CPU_SECONDS)]:
         assert f"{phrase}: {value:g} s" in text, (phrase, text)
 

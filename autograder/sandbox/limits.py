@@ -23,7 +23,7 @@ class Limits:
     max_call_timeout: float = _limit(course.TRAINING_CAP_SECONDS, "the most a check may raise one call's limit to (training)")
     wall_factor: float = _limit(course.WALL_FACTOR, "a training call's limit is CPU seconds of the sandbox; its wall cap "
                                 "is this many times that (code that sleeps or blocks)")
-    exec_timeout: float = _limit(course.CELLS_SECONDS, "wall seconds to run one answer cell (one that hangs is skipped)")
+    exec_timeout: float = _limit(course.CELLS_SECONDS, "wall seconds to run one answer cell")
     start_timeout: float = _limit(course.START_SECONDS, "wall seconds for a sandbox to start, before any student code")
     submission_timeout: float = _limit(course.SUBMISSION_SECONDS, "wall seconds for all calls of one submission",
                                        "--submission-timeout")
