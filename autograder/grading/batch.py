@@ -33,7 +33,8 @@ from autograder import course
 from autograder.assignment.handins import content_digest, hand_ins
 from autograder.assignment.submission import CannotGrade
 from autograder.grading.broken import GraderBroken
-from autograder.grading.cluster import WORK_ROOT, died_message, open_client, pack, unpack
+from autograder.grading.cluster import (MAX_DEATHS, WORK_ROOT, NoWorkers, Placement, died_message, open_client, pack,
+                                        tries_per_submit, unpack)
 from autograder.grading.grader import Grader
 from autograder.results.files import write_result
 from autograder.results.model import GradingResult
@@ -133,19 +134,20 @@ def _grade_on(client, todo: dict, out: Path, limits: Limits, select, common: dic
               failures: dict, progress: bool, on_result, hidden: list[str]) -> None:
     """Submit every hand-in of ``todo`` to ``client``; handle each outcome as it arrives."""
     from distributed import as_completed
-    from distributed.scheduler import KilledWorker
     from tqdm import tqdm
 
-    # At most one hand-in per worker thread is on the cluster at a time: a worker that dies takes only
-    # the hand-in it was grading with it (Dask counts a death against every task the worker held), and
-    # the hand-ins' bytes are read and sent one at a time.
+    # Each hand-in is placed on a worker thread that has nothing else (``Placement``): a worker that
+    # dies takes only the hand-in it was grading with it (Dask counts a death against every task a
+    # worker holds, so two hand-ins on one worker would share the blame); the hand-ins' bytes are
+    # read and sent one at a time. A hand-in whose worker died is placed again, on another worker,
+    # until it has cost ``cluster.MAX_DEATHS`` workers.
     waiting, in_flight, finished = list(todo), {}, as_completed()
+    placement, deaths = Placement(client), dict.fromkeys(todo, 0)
     bar = tqdm(total=len(todo), desc="grading", unit="submission", disable=not progress, file=sys.stderr)
     graded = 0
 
     def fill() -> None:
-        slots = max(1, sum(client.nthreads().values()))
-        while waiting and len(in_flight) < slots:
+        while waiting and (worker := placement.free()):
             name = waiting.pop(0)
             try:
                 packed = pack(todo[name][0])
@@ -155,23 +157,31 @@ def _grade_on(client, todo: dict, out: Path, limits: Limits, select, common: dic
                 bar.update(1)
                 continue
             future = client.submit(grade_on_worker, name, packed, limits, select, common, hidden,
-                                   key=f"grade-{name}-{secrets.token_hex(4)}", pure=False, retries=0)
+                                   key=f"grade-{name}-{secrets.token_hex(4)}", pure=False, retries=0,
+                                   workers=[worker], allow_other_workers=True)
+            placement.hold(worker, future)
             in_flight[future] = name
             finished.add(future)
 
     try:
         fill()
-        for future in finished:
+        while in_flight or waiting:
+            if not in_flight:             # every worker is gone or restarting: wait for one
+                placement.wait()
+                fill()
+                continue
+            future = next(finished)
             name = in_flight.pop(future)
+            placement.release(future)
             entry, digest = todo[name]
-            try:
-                outcome = future.result()
-            except KilledWorker:
-                outcome = ("cannot", died_message(client))
-            except CancelledError:
-                raise BatchInterrupted("the Dask scheduler was lost", graded, len(todo) - graded) from None
-            except Exception as e:     # the worker could not run the task at all
-                outcome = ("error", f"internal error on the grading worker: {type(e).__name__}: {e}")
+            outcome = _outcome(future, client)
+            if outcome[0] == "died":
+                deaths[name] += outcome[1]
+                if deaths[name] < MAX_DEATHS:
+                    waiting.insert(0, name)       # graded again, first, on another worker
+                    fill()
+                    continue
+                outcome = ("cannot", died_message(deaths[name]))
             if outcome[0] == "broken":
                 raise GraderBroken(outcome[1], outcome[2])
             if outcome[0] == "graded":
@@ -190,9 +200,26 @@ def _grade_on(client, todo: dict, out: Path, limits: Limits, select, common: dic
             fill()
     except KeyboardInterrupt:
         raise BatchInterrupted("interrupted (Ctrl-C)", graded, len(todo) - graded) from None
+    except NoWorkers as e:
+        raise BatchInterrupted(str(e), graded, len(todo) - graded) from None
     finally:
         bar.close()
         client.cancel(list(in_flight))
+
+
+def _outcome(future, client) -> tuple:
+    """What ``grade_on_worker`` returned, or ``("died", workers lost)`` when its worker died on every
+    try the scheduler made, or ``("error", message)`` when the worker could not run it."""
+    from distributed.scheduler import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker:
+        return ("died", tries_per_submit(client))
+    except CancelledError:
+        raise NoWorkers("the Dask scheduler was lost") from None
+    except Exception as e:     # the worker could not run the task at all
+        return ("error", f"internal error on the grading worker: {type(e).__name__}: {e}")
 
 
 @functools.cache

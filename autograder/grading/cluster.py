@@ -15,18 +15,55 @@ workers on other machines need no shared file system. What runs on the worker is
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from autograder.grading.broken import GraderBroken
 
-ALLOWED_FAILURES = 1                      # retries of a submission whose worker died: once
+ALLOWED_FAILURES = 0                      # the scheduler's own retries: none (the client places again)
+MAX_DEATHS = 2                            # workers a hand-in may cost before it is "not graded"
+NO_WORKER_WAIT = 120                      # seconds without any worker before a batch stops
 MAX_HAND_IN_BYTES = 200 << 20             # the most one hand-in may hold to be sent to a worker
 WORK_ROOT = Path(tempfile.gettempdir()) / "cnn2d-grading"   # hand-ins unpacked here, hidden from every sandbox
 
-__all__ = ["ALLOWED_FAILURES", "WORK_ROOT", "died_message", "open_client", "pack", "unpack"]
+__all__ = ["ALLOWED_FAILURES", "MAX_DEATHS", "NoWorkers", "Placement", "WORK_ROOT", "died_message", "open_client",
+           "pack", "tries_per_submit", "unpack"]
+
+
+class NoWorkers(Exception):
+    """The cluster has had no worker for ``NO_WORKER_WAIT`` seconds, or its scheduler is gone."""
+
+
+class Placement:
+    """Which worker thread grades which hand-in: a hand-in goes only to a thread with nothing else.
+
+    ``free()`` is the address of a worker with a thread that holds no hand-in of ours (None if every
+    thread is busy); ``hold(worker, future)`` / ``release(future)`` track what was placed where."""
+
+    def __init__(self, client):
+        self.client, self.held = client, {}
+
+    def free(self) -> str | None:
+        busy = collections.Counter(self.held.values())
+        return next((w for w, n in sorted(self.client.nthreads().items()) if busy[w] < n), None)
+
+    def hold(self, worker: str, future) -> None:
+        self.held[future] = worker
+
+    def release(self, future) -> None:
+        self.held.pop(future, None)
+
+    def wait(self) -> None:
+        """Until the cluster has a worker again (the nanny restarts one that died)."""
+        try:
+            self.client.wait_for_workers(1, timeout=NO_WORKER_WAIT)
+        except TimeoutError:
+            raise NoWorkers(f"the Dask cluster has had no worker for {NO_WORKER_WAIT} s") from None
+        time.sleep(0.2)
 
 
 @contextlib.contextmanager
@@ -60,13 +97,18 @@ def open_client(workers: int | None = None, scheduler: str | None = None, quiet:
             yield client
 
 
-def died_message(client) -> str:
-    """What grades.csv says of a submission whose grading worker died on every try."""
+def tries_per_submit(client) -> int:
+    """How many workers died for one ``KilledWorker``: 1 + the scheduler's ``allowed-failures`` (0 on
+    the embedded one; a scheduler started elsewhere may retry on its own)."""
     try:
-        tries = 1 + int(client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures))
+        return 1 + int(client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures))
     except Exception:
-        tries = 1 + ALLOWED_FAILURES
-    times = {1: "once", 2: "twice"}.get(tries, f"{tries} times")
+        return 1 + ALLOWED_FAILURES
+
+
+def died_message(deaths: int) -> str:
+    """What grades.csv says of a submission whose grading worker died ``deaths`` times."""
+    times = {1: "once", 2: "twice"}.get(deaths, f"{deaths} times")
     return f"the grading worker died {times} (killed, or out of memory) while grading it"
 
 
