@@ -33,8 +33,8 @@ from autograder import course
 from autograder.assignment.handins import content_digest, hand_ins
 from autograder.assignment.submission import CannotGrade
 from autograder.grading.broken import GraderBroken
-from autograder.grading.cluster import (MAX_DEATHS, WORK_ROOT, NoWorkers, Placement, died_message, open_client, pack,
-                                        tries_per_submit, unpack)
+from autograder.grading.cluster import (MAX_DEATHS, WORK_ROOT, NoWorkers, died_message, free_worker, open_client,
+                                        pack, tries_per_submit, unpack, wait_for_worker)
 from autograder.grading.grader import Grader
 from autograder.results.files import write_result
 from autograder.results.model import GradingResult
@@ -136,18 +136,18 @@ def _grade_on(client, todo: dict, out: Path, limits: Limits, select, common: dic
     from distributed import as_completed
     from tqdm import tqdm
 
-    # Each hand-in is placed on a worker thread that has nothing else (``Placement``): a worker that
+    # Each hand-in is placed on a worker thread that has nothing else (``free_worker``): a worker that
     # dies takes only the hand-in it was grading with it (Dask counts a death against every task a
     # worker holds, so two hand-ins on one worker would share the blame); the hand-ins' bytes are
     # read and sent one at a time. A hand-in whose worker died is placed again, on another worker,
     # until it has cost ``cluster.MAX_DEATHS`` workers.
-    waiting, in_flight, finished = list(todo), {}, as_completed()
-    placement, deaths = Placement(client), dict.fromkeys(todo, 0)
+    waiting, in_flight, finished = list(todo), {}, as_completed()      # in_flight: future -> (name, worker)
+    deaths = dict.fromkeys(todo, 0)
     bar = tqdm(total=len(todo), desc="grading", unit="submission", disable=not progress, file=sys.stderr)
     graded = 0
 
     def fill() -> None:
-        while waiting and (worker := placement.free()):
+        while waiting and (worker := free_worker(client, (w for _, w in in_flight.values()))):
             name = waiting.pop(0)
             try:
                 packed = pack(todo[name][0])
@@ -159,20 +159,18 @@ def _grade_on(client, todo: dict, out: Path, limits: Limits, select, common: dic
             future = client.submit(grade_on_worker, name, packed, limits, select, common, hidden,
                                    key=f"grade-{name}-{secrets.token_hex(4)}", pure=False, retries=0,
                                    workers=[worker], allow_other_workers=True)
-            placement.hold(worker, future)
-            in_flight[future] = name
+            in_flight[future] = (name, worker)
             finished.add(future)
 
     try:
         fill()
         while in_flight or waiting:
             if not in_flight:             # every worker is gone or restarting: wait for one
-                placement.wait()
+                wait_for_worker(client)
                 fill()
                 continue
             future = next(finished)
-            name = in_flight.pop(future)
-            placement.release(future)
+            name, _ = in_flight.pop(future)
             entry, digest = todo[name]
             outcome = _outcome(future, client)
             if outcome[0] == "died":

@@ -30,40 +30,29 @@ NO_WORKER_WAIT = 120                      # seconds without any worker before a 
 MAX_HAND_IN_BYTES = 200 << 20             # the most one hand-in may hold to be sent to a worker
 WORK_ROOT = Path(tempfile.gettempdir()) / "cnn2d-grading"   # hand-ins unpacked here, hidden from every sandbox
 
-__all__ = ["ALLOWED_FAILURES", "MAX_DEATHS", "NoWorkers", "Placement", "WORK_ROOT", "died_message", "open_client",
-           "pack", "tries_per_submit", "unpack"]
+__all__ = ["ALLOWED_FAILURES", "MAX_DEATHS", "NoWorkers", "WORK_ROOT", "died_message", "free_worker", "open_client",
+           "pack", "tries_per_submit", "unpack", "wait_for_worker"]
 
 
 class NoWorkers(Exception):
     """The cluster has had no worker for ``NO_WORKER_WAIT`` seconds, or its scheduler is gone."""
 
 
-class Placement:
-    """Which worker thread grades which hand-in: a hand-in goes only to a thread with nothing else.
+def free_worker(client, busy) -> str | None:
+    """The address of a worker with a thread that holds none of the hand-ins placed on ``busy`` (the
+    workers of the hand-ins in flight, one entry each), or None when every thread has one."""
+    held = collections.Counter(busy)
+    return next((w for w, n in sorted(client.nthreads().items()) if held[w] < n), None)
 
-    ``free()`` is the address of a worker with a thread that holds no hand-in of ours (None if every
-    thread is busy); ``hold(worker, future)`` / ``release(future)`` track what was placed where."""
 
-    def __init__(self, client):
-        self.client, self.held = client, {}
-
-    def free(self) -> str | None:
-        busy = collections.Counter(self.held.values())
-        return next((w for w, n in sorted(self.client.nthreads().items()) if busy[w] < n), None)
-
-    def hold(self, worker: str, future) -> None:
-        self.held[future] = worker
-
-    def release(self, future) -> None:
-        self.held.pop(future, None)
-
-    def wait(self) -> None:
-        """Until the cluster has a worker again (the nanny restarts one that died)."""
-        try:
-            self.client.wait_for_workers(1, timeout=NO_WORKER_WAIT)
-        except TimeoutError:
-            raise NoWorkers(f"the Dask cluster has had no worker for {NO_WORKER_WAIT} s") from None
-        time.sleep(0.2)
+def wait_for_worker(client) -> None:
+    """Until the cluster has a worker again (the nanny restarts one that died); NoWorkers after
+    ``NO_WORKER_WAIT`` seconds without one."""
+    try:
+        client.wait_for_workers(1, timeout=NO_WORKER_WAIT)
+    except TimeoutError:
+        raise NoWorkers(f"the Dask cluster has had no worker for {NO_WORKER_WAIT} s") from None
+    time.sleep(0.2)
 
 
 @contextlib.contextmanager
