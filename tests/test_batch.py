@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zipfile
@@ -30,6 +31,7 @@ from autograder.assignment.solutions import make_submission
 from autograder.assignment.submission import CannotGrade
 from autograder.grading import batch as batch_module
 from autograder.grading.batch import BatchOutcome, grade_batch, grader_digest
+from autograder.grading import cluster
 from autograder.grading.cluster import open_client
 from autograder.nbgrader.gradebook import record
 from autograder.results.model import GradingResult
@@ -403,6 +405,28 @@ def test_a_worker_with_other_checks_grades_nobody(notebooks, client, tmp_path, m
 
 
 # ----------------------------------------------------------------------------- without grading
+def test_each_user_unpacks_in_a_private_work_root_and_a_taken_one_is_named(monkeypatch, tmp_path):
+    """/tmp is shared: root's batch leaves its work root behind, and a user grading next must still
+    grade (the CI failure of the run as nobody). Each uid has its own, mode 0700; a name taken by a
+    symlink or a readable directory is refused with the fix, since hand-ins must not land there."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    (tmp_path / "cnn2d-grading").mkdir(mode=0o700)                    # the shared name of old: ignored
+    root = cluster.work_root()
+    assert root == tmp_path / f"cnn2d-grading-{os.getuid()}" and root.stat().st_mode & 0o777 == 0o700
+    assert cluster.work_root() == root                                  # a second worker shares it
+    root.chmod(0o755)
+    with pytest.raises(batch_module.GraderBroken, match="not a private directory") as broken:
+        cluster.work_root()
+    assert f"remove {root}" in broken.value.fix and "TMPDIR" in broken.value.fix
+    root.rmdir()
+    root.symlink_to(tmp_path / "cnn2d-grading")
+    with pytest.raises(batch_module.GraderBroken, match="not a private directory"):
+        cluster.work_root()
+    limits = batch_module.Limits()
+    outcome = batch_module.grade_on_worker("ann", {}, limits, None, grader_digest(limits, None), [])
+    assert outcome[0] == "broken" and "not a private directory" in outcome[1]
+
+
 def test_gradescope_names_from_the_metadata(notebooks, tmp_path):
     """:sid:, else the email's local part, else :name: (made a folder name); keys with or without the
     colon; a group joined by +; no entry: the submission folder; the metadata's Ruby tags are read."""

@@ -33,8 +33,8 @@ from autograder import course
 from autograder.assignment.handins import content_digest, hand_ins
 from autograder.assignment.submission import CannotGrade
 from autograder.grading.broken import GraderBroken
-from autograder.grading.cluster import (MAX_DEATHS, WORK_ROOT, NoWorkers, died_message, free_worker, open_client,
-                                        pack, tries_per_submit, unpack, wait_for_worker)
+from autograder.grading.cluster import (MAX_DEATHS, NoWorkers, died_message, free_worker, open_client,
+                                        pack, tries_per_submit, unpack, wait_for_worker, work_root)
 from autograder.grading.grader import Grader
 from autograder.results.files import write_result
 from autograder.results.model import GradingResult
@@ -246,11 +246,14 @@ def grade_on_worker(student: str, packed: dict, limits: Limits, select: list[str
                 "limits than the machine that started the batch",
                 "install the same version of the grader and the same release/ on every worker, restart the "
                 "workers (each keeps the checks it first loaded), then run the batch again")
-    WORK_ROOT.mkdir(mode=0o700, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="hand-in-", dir=WORK_ROOT))
+    try:
+        root = work_root()
+    except GraderBroken as e:
+        return ("broken", e.reason, e.fix)
+    work = Path(tempfile.mkdtemp(prefix="hand-in-", dir=root))
     try:
         path = unpack(packed, work)
-        result = _grader(key).grade(path, None, student=student, hidden=[*map(Path, hidden), WORK_ROOT],
+        result = _grader(key).grade(path, None, student=student, hidden=[*map(Path, hidden), root],
                                     select=select)
         return ("graded", result)
     except CannotGrade as e:

@@ -9,7 +9,7 @@ retries a submission whose worker died (SIGKILL, the OOM killer) once, on anothe
 (``ALLOWED_FAILURES``); a second death is ``KilledWorker`` for that submission alone, so one
 poisonous submission costs two worker restarts (the nanny restarts them), never the cluster.
 
-A hand-in travels to its worker as bytes (``pack``; ``unpack`` there under ``WORK_ROOT``), so
+A hand-in travels to its worker as bytes (``pack``; ``unpack`` there under ``work_root()``), so
 workers on other machines need no shared file system. What runs on the worker is
 ``batch.grade_on_worker``.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -28,14 +29,29 @@ ALLOWED_FAILURES = 0                      # the scheduler's own retries: none (t
 MAX_DEATHS = 2                            # workers a hand-in may cost before it is "not graded"
 NO_WORKER_WAIT = 120                      # seconds without any worker before a batch stops
 MAX_HAND_IN_BYTES = 200 << 20             # the most one hand-in may hold to be sent to a worker
-WORK_ROOT = Path(tempfile.gettempdir()) / "cnn2d-grading"   # hand-ins unpacked here, hidden from every sandbox
 
-__all__ = ["ALLOWED_FAILURES", "MAX_DEATHS", "NoWorkers", "WORK_ROOT", "died_message", "free_worker", "open_client",
-           "pack", "tries_per_submit", "unpack", "wait_for_worker"]
+__all__ = ["ALLOWED_FAILURES", "MAX_DEATHS", "NoWorkers", "died_message", "free_worker", "open_client",
+           "pack", "tries_per_submit", "unpack", "wait_for_worker", "work_root"]
 
 
 class NoWorkers(Exception):
     """The cluster has had no worker for ``NO_WORKER_WAIT`` seconds, or its scheduler is gone."""
+
+
+def work_root() -> Path:
+    """Where this user's workers unpack hand-ins (hidden from every sandbox): ``$TMPDIR/cnn2d-grading-UID``,
+    a directory of this user's alone (mode 0700). One per user, since ``/tmp`` is shared: another
+    user's (root's) directory of the same name would refuse this user's hand-ins. GraderBroken when
+    the name is taken by anything else, since hand-ins must not be unpacked where others can read."""
+    root = Path(tempfile.gettempdir()) / f"cnn2d-grading-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        root.mkdir(mode=0o700)
+    info = root.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise GraderBroken(f"{root} is not a private directory of this user (uid {os.getuid()}), so hand-ins "
+                           "cannot be unpacked there safely",
+                           f"remove {root}, or point TMPDIR at a directory of your own, then grade again")
+    return root
 
 
 def free_worker(client, busy) -> str | None:
