@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import zipfile
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,7 @@ from autograder.results.gradescope import gradescope_json
 from autograder.results.model import GradingResult
 from autograder.sandbox.host import Cell, Sandbox
 from autograder.sandbox.limits import Limits
+from autograder.sandbox.memory import MemoryCap
 from autograder.assignment.solutions import source_solutions
 from tests.conftest import modules_of
 
@@ -65,7 +67,10 @@ P7 = "check_p07_classifier.py"
 # Tight limits: runaway code costs seconds. Memory: 2 GiB of address space is plenty for the 01 and
 # 03 notebooks (numpy, matplotlib; no TensorFlow in their sandboxes).
 TIGHT = Limits(call_timeout=3, exec_timeout=8, max_call_timeout=6, wall_factor=2, submission_timeout=120,
-               memory_bytes=2 << 30)
+               memory_bytes=2 << 30, sandbox_memory_bytes=2 << 30)
+# For the memory cap's own test: touching 2 GiB takes this VM 3 to 12 s, so the cell's time limit is
+# far off (the cap, not the clock, must end it).
+CAPPED = dataclasses.replace(TIGHT, exec_timeout=180, submission_timeout=400)
 
 # A secret only the harness process holds (its environment and memory): the sandbox gets a fresh env.
 CANARY_VAR = "CNN2D_HOSTILE_CANARY"
@@ -218,7 +223,13 @@ SCENARIOS = [
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
 # Exercised by their own tests below (a zip, a batch), not by test_scenario:
-OTHER_FIXTURES = {"zip-with-dotdot-paths"}
+OTHER_FIXTURES = {"zip-with-dotdot-paths", "fork-four-gigabytes"}
+# Under the per-process limit one at a time, over the sandbox's cap together: a cgroup's memory
+# limit as root, the grader's watchdog as a user without a delegated cgroup (docs/security.md).
+FORK_FOUR = S("fork-four-gigabytes", NB3, {10: 0},
+              r"p10_answers\*\*: CellCrash: this cell ended the sandbox \(the sandbox's processes together used "
+              r"more than its memory cap of 2048 MiB \(forked children count too\), so it was stopped\)",
+              required=(r"FORKED-CHILD allocating 1024 MiB",), forbidden=("FORK-FOUR-SURVIVED",))
 
 
 def scenario_params(items=SCENARIOS):
@@ -462,7 +473,7 @@ def test_catalogue_covers_every_fixture_and_the_brief():
     release = {nb: {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]
                     for c in nbformat.read(RELEASE / f"{nb}.ipynb", as_version=4).cells if "nbgrader" in c.metadata}
                for nb in (NB1, NB3)}
-    for s in [*SCENARIOS, S("zip-with-dotdot-paths", NB3, {}, "")]:
+    for s in [*SCENARIOS, S("zip-with-dotdot-paths", NB3, {}, ""), FORK_FOUR]:
         if s.raw:
             continue
         overlay = nbformat.read(FIXTURES / f"{s.name}.ipynb", as_version=4)
@@ -700,6 +711,38 @@ def test_batch_hostile_hand_ins_do_not_affect_the_honest_ones(hostile_grader, ba
     assert len(rows) == 7 and all(row.endswith(",graded") for row in rows[1:])
     assert "FORGED" not in "".join(p.read_text() for p in out.rglob("*.json"))
     assert elapsed < 120
+    assert_clean(sandbox_uids)
+
+
+def test_a_sandbox_over_its_memory_cap_is_stopped_and_the_batch_untouched(solution_dir, baselines, sandbox_uids,
+                                                                          tmp_path):
+    """Four forked children of 1 GiB each, every one under RLIMIT_AS, under a 2 GiB cap on the whole
+    sandbox, in a batch beside an honest hand-in: that sandbox is stopped (not the cell's time limit,
+    which is far off), the cell is reported with the cap, the cells after it and the honest hand-in
+    score exactly what they score alone, and nothing is left behind."""
+    classes = tmp_path / "class"
+    folder = build(FORK_FOUR, solution_dir, tmp_path / "built")
+    for name, notebook in (("a-fork-four", folder / "03_theory.ipynb"), ("z-honest", solution_dir / "03_theory.ipynb")):
+        (classes / name).mkdir(parents=True)
+        shutil.copy(notebook, classes / name / "03_theory.ipynb")
+    alone = Grader(limits=CAPPED).grade(classes / "z-honest" / "03_theory.ipynb", student="z-honest")
+    results, failures = grade_batch(classes, tmp_path / "graded", limits=CAPPED, progress=False)
+    assert failures == {}
+    by = {r.student: r for r in results}
+    assert [(c.name, c.score, c.status) for c in by["z-honest"].checks] == \
+        [(c.name, c.score, c.status) for c in alone.checks]
+    hostile = by["a-fork-four"]
+    text = everything(hostile)
+    assert re.search(FORK_FOUR.message, text), feedback_markdown(hostile)
+    assert "within 180 s" not in text and FORK_FOUR.forbidden[0] not in text
+    assert re.search(FORK_FOUR.required[0], "\n".join(hostile.student_output.values()))
+    honest = scores(by["z-honest"])
+    assert scores(hostile)[10] == 0 < honest[10] and all(scores(hostile)[p] == honest[p] for p in honest if p != 10)
+    cap = MemoryCap(CAPPED.sandbox_memory_bytes)      # how this machine caps a sandbox in this mode
+    cap.close()
+    assert cap.describe() in hostile.sandbox[NB3]["isolation"]
+    if IS_ROOT and Path("/sys/fs/cgroup/memory/cgroup.procs").exists():   # this machine: v1 for memory
+        assert cap.how == "cgroup v1", cap.describe()
     assert_clean(sandbox_uids)
 
 

@@ -321,3 +321,54 @@ def test_a_sandbox_that_cannot_run_any_cell_in_time_is_broken_once(boxes):
         with pytest.raises(SandboxCrash, match="answer cells could not be run .*time budget"):
             ns.x
     assert b.report.restarts == 0
+
+
+# ----------------------------------------------------------------------------- the memory cap
+def test_the_watchdog_counts_pages_a_fork_shares_once():
+    """Resident memory counts a fork's shared pages twice; the watchdog's second look (Pss) once,
+    so an honest process that forks is not stopped for memory it does not use."""
+    from autograder.sandbox.memory import over
+
+    hog = np.ones(40_000_000)                 # 320 MB, touched, shared with the fork below
+    pid = os.fork()
+    if pid == 0:
+        try:
+            time.sleep(30)
+        finally:
+            os._exit(0)
+    try:
+        time.sleep(0.3)
+        with open(f"/proc/{os.getpid()}/statm") as f:
+            mine = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        assert not over([os.getpid(), pid], int(mine * 1.6))         # resident: 2 x mine; shared: ~1 x
+        assert over([os.getpid(), pid], int(mine * 0.5))
+        assert not over([os.getpid()], 1 << 40) and not over([], 0)
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        del hog
+
+
+def test_a_v2_cap_goes_under_the_nearest_ancestor_that_passes_memory_on(tmp_path):
+    """cgroup v2 (modelled: no machine here has its memory controller): the leaf goes under the
+    nearest ancestor of the grader's cgroup that enables memory for its children (systemd's
+    delegated user@UID.service, not the app scope the grader runs in); none enables it: no cgroup."""
+    from autograder.sandbox.memory import v2_parent
+
+    own = "/user.slice/user-1000.slice/user@1000.service/app.slice/jupyter.scope"
+    for part, controllers in (("", "cpu memory pids"), ("user.slice", "memory pids"),
+                              ("user.slice/user-1000.slice", "memory pids"),
+                              ("user.slice/user-1000.slice/user@1000.service", "cpu memory pids"),
+                              ("user.slice/user-1000.slice/user@1000.service/app.slice", "pids"),
+                              (own.lstrip("/"), "")):
+        folder = tmp_path / part
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "cgroup.subtree_control").write_text(controllers + "\n")
+        (folder / "cgroup.procs").write_text("")
+    assert v2_parent((str(tmp_path), "/"), own) == tmp_path / "user.slice/user-1000.slice/user@1000.service"
+    # a cgroup namespace: the mount's root is the grader's slice
+    assert v2_parent((str(tmp_path / "user.slice"), "/user.slice"), own) == \
+        tmp_path / "user.slice/user-1000.slice/user@1000.service"
+    for folder in tmp_path.rglob("cgroup.subtree_control"):
+        folder.write_text("cpu pids\n")
+    assert v2_parent((str(tmp_path), "/"), own) is None

@@ -6,6 +6,7 @@ only JSON and numeric arrays cross, never pickle.
     wire.py     framing and codec, used by both sides
     jail.py     child isolation as root: rlimits, namespaces, masks, the uid drop (runs in the child)
     worker.py   the child's program: runs the cells, serves requests          (runs in the child)
+    memory.py   MemoryCap: all of a sandbox's processes together (a cgroup, else a watchdog)
     child.py    one child process: spawn (bubblewrap when not root), uid, pipes, output, kill
     host.py     Sandbox: a notebook's children over time (restarts, budget, report)
     proxy.py    the Student protocol, its remote and in-process implementations

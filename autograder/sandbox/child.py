@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from autograder.sandbox import jail, wire, worker
+from autograder.sandbox.memory import MemoryCap
 from autograder.sandbox.limits import Limits
 
 HERE = Path(__file__).resolve().parent
@@ -217,6 +218,7 @@ class Child:
         self.mode = isolation_mode(limits.jail)
         self.uid = allocate_uid() if self.mode == "root" else None
         self.workdir = tempfile.mkdtemp(prefix="cnn2d-sandbox-")
+        self.cap = MemoryCap(limits.sandbox_memory_bytes)
         self.proc: subprocess.Popen | None = None
         self._drainer: threading.Thread | None = None
 
@@ -252,6 +254,7 @@ class Child:
                                "private scratch " + ", ".join(jail.SCRATCH_DIRS)]
             config["hidden"] = []  # bwrap masked them
             argv = bubblewrap_argv({**config, "hidden": self.hidden}) + argv
+        argv = self.cap.enter_argv() + argv  # outermost: whatever it starts (bwrap's processes too) is inside
         self.proc = subprocess.Popen(
             [*argv, json.dumps(config)],
             pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -264,13 +267,59 @@ class Child:
         self._drainer = threading.Thread(target=self.output.drain, args=(self.proc.stdout,), daemon=True)
         self._drainer.start()
         header, _ = self.receive(deadline)
+        if isinstance(header.get("isolation"), list):
+            header["isolation"].append(self.cap.describe())
+        proc = self.proc
+        self.cap.watch(lambda: self._pids(proc), lambda: self._signal_all(proc))
         return header
 
     def send(self, header: dict, arrays: list, deadline) -> None:
         wire.send_message(lambda b: wire.write_all(self._w, b, deadline), header, arrays)
 
     def receive(self, deadline) -> tuple[dict, list]:
-        return wire.receive_message(lambda n: wire.read_exact(self._r, n, deadline), self.limits.max_message_bytes)
+        reply = wire.receive_message(lambda n: wire.read_exact(self._r, n, deadline), self.limits.max_message_bytes)
+        if self.cap.tripped():  # the kernel killed a forked child over the cap, and the rest replied
+            self._signal_all(self.proc)
+            raise EOFError("over the memory cap")
+        return reply
+
+    def _pids(self, proc) -> set[int]:
+        """The sandbox's live processes: what ``proc`` started (bubblewrap's PID namespace reparents
+        orphans inside it), and as root everything of its uid."""
+        parents, mine = {}, set()
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/stat", "rb") as f:
+                        parents[int(pid)] = int(f.read().rsplit(b")", 1)[1].split()[1])
+                    if self.uid is not None and os.stat(f"/proc/{pid}").st_uid == self.uid:
+                        mine.add(int(pid))
+                except (OSError, IndexError, ValueError):
+                    pass
+        children: dict[int, list[int]] = {}
+        for pid, ppid in parents.items():
+            children.setdefault(ppid, []).append(pid)
+        todo = [proc.pid]
+        while todo:
+            pid = todo.pop()
+            if pid not in mine:
+                mine.add(pid)
+                todo += children.get(pid, [])
+        return mine
+
+    def _signal_all(self, proc) -> None:
+        """SIGKILL the sandbox's processes; waits for nothing (the memory watchdog calls it too)."""
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        for pid in self.cap.members():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if self.uid is not None:
+            kill_uid(self.uid)
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the sandbox's processes: its session's (``start_new_session``)
@@ -292,6 +341,8 @@ class Child:
         return total / _CLOCK_TICKS
 
     def death_message(self) -> str:
+        if self.cap.tripped():
+            return self.cap.message()
         code = None
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -312,12 +363,7 @@ class Child:
         """Kill the child and everything it started; wait for it; remove its folder."""
         proc, self.proc = self.proc, None
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            if self.uid is not None:
-                kill_uid(self.uid)
+            self._signal_all(proc)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
             for fd in (self._w, self._r):
@@ -325,6 +371,7 @@ class Child:
                     os.close(fd)
             if self._drainer is not None:
                 self._drainer.join(timeout=2)
+        self.cap.close()
         if self.workdir:
             subprocess.run(["rm", "-rf", "--one-file-system", self.workdir], check=False)
             self.workdir = None

@@ -30,6 +30,8 @@ class Limits:
     cpu_seconds: int = _limit(course.CPU_SECONDS, "CPU seconds of a sandbox process's whole life (RLIMIT_CPU)")
     memory_bytes: int = _limit(4 << 30, "address space of a sandbox process (RLIMIT_AS; TensorFlow needs ~2.5 GiB)",
                                "--memory-mb")
+    sandbox_memory_bytes: int = _limit(6 << 30, "memory of all of a sandbox's processes together (a cgroup's limit "
+                                       "where the grader may make one, else a watchdog of the grader)")
     max_processes: int = _limit(512, "processes and threads (RLIMIT_NPROC), enforced for the sandbox's own uid")
     max_file_bytes: int = _limit(64 << 20, "bytes per file written (RLIMIT_FSIZE)")
     max_open_files: int = _limit(256, "open files (RLIMIT_NOFILE)")
