@@ -40,14 +40,12 @@ def as_nobody(argv: list[str], cwd: Path, home: Path) -> list[str]:
     """``argv`` as nobody, with the interpreter readable (see the module docstring)."""
     prefix = os.path.realpath(sys.base_prefix)
     steps = []
-    for k, folder in enumerate(closed_ancestors(prefix)):
-        inner = prefix[len(folder):].lstrip("/")
-        view = f"/tmp/.cnn2d-view-{os.getpid()}-{k}"
-        steps += [f"mkdir -p {view}", f"mount --bind {shlex.quote(os.path.join(folder, inner))} {view}",
-                  f"mount -t tmpfs -o mode=0755,size=64k tmpfs {shlex.quote(folder)}",
-                  f"mkdir -p {shlex.quote(os.path.join(folder, inner))}",
-                  f"mount --move {view} {shlex.quote(os.path.join(folder, inner))}"]
-        break  # the outermost closed folder is the one to open; the prefix is bound back whole
+    closed = closed_ancestors(prefix)
+    if closed:  # the outermost closed folder is the one to open; the prefix is bound back whole
+        view = f"/tmp/.cnn2d-view-{os.getpid()}"
+        steps += [f"mkdir -p {view}", f"mount --bind {shlex.quote(prefix)} {view}",
+                  f"mount -t tmpfs -o mode=0755,size=64k tmpfs {shlex.quote(closed[0])}",
+                  f"mkdir -p {shlex.quote(prefix)}", f"mount --move {view} {shlex.quote(prefix)}"]
     run = (f"cd {shlex.quote(str(cwd))} && exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups "
            f"env -i PATH=/usr/bin:/bin HOME={shlex.quote(str(home))} LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 "
            + " ".join(shlex.quote(a) for a in argv))

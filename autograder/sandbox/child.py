@@ -8,6 +8,7 @@ a file keeps ``ps`` readable (unlike ``-c SOURCE``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -99,8 +100,6 @@ def hidden_roots() -> list[str]:
 
 # ----------------------------------------------------------------------------- without root: bubblewrap
 BWRAP = "bwrap"
-_mode_lock = threading.Lock()
-_mode: dict[bool, str] = {}
 
 
 class IsolationUnavailable(RuntimeError):
@@ -122,12 +121,10 @@ def isolation_mode(isolate: bool = True) -> str:
         return "none"
     if os.geteuid() == 0:
         return "root"
-    with _mode_lock:
-        if True not in _mode:
-            _mode[True] = _probe_bubblewrap()
-    return _mode[True]
+    return _probe_bubblewrap()
 
 
+@functools.lru_cache(maxsize=None)  # once per process; a failed probe raises, so it is not kept
 def _probe_bubblewrap() -> str:
     fix = ("install bubblewrap and allow unprivileged user namespaces (above), or grade in a container or as root "
            "(as Gradescope does), or, for code you trust, pass --no-isolation")
@@ -148,12 +145,7 @@ def _probe_bubblewrap() -> str:
     return "bubblewrap"
 
 
-def _outermost(paths) -> list[str]:
-    paths = sorted(dict.fromkeys(paths))
-    return [p for p in paths if not any(p.startswith(q.rstrip(os.sep) + os.sep) for q in paths if q != p)]
-
-
-def bubblewrap_argv(config: dict) -> list[str]:
+def bubblewrap_argv(config: dict, hidden: list[str]) -> list[str]:
     """The ``bwrap`` command line that gives an unprivileged sandbox the view a root sandbox gets
     from ``jail.py``: the system read-only; every top-level folder that is not the system's
     (``hidden_roots``) empty, with the Python installation bound back; each hidden path (the checks,
@@ -167,21 +159,21 @@ def bubblewrap_argv(config: dict) -> list[str]:
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     covers = [r for r in (os.path.realpath(r) for r in config.get("hidden_roots", []))
               if not (workdir == r or workdir.startswith(r + os.sep))]
-    for root in _outermost(covers):
+    for root in jail.outermost(covers):
         argv += ["--perms", "0755", "--size", str(64 << 10), "--tmpfs", root]
     scratch = [d for d in dict.fromkeys(os.path.realpath(d) for d in jail.SCRATCH_DIRS) if os.path.isdir(d)]
     for folder in scratch:
         argv += ["--perms", "1777", "--size", str(size), "--tmpfs", folder]
     gone = [*covers, *scratch]
     under = lambda p: any(p == g or p.startswith(g + os.sep) for g in gone)  # noqa: E731
-    for path in _outermost(os.path.realpath(p) for p in config.get("hidden", []) if os.path.lexists(p)):
+    for path in jail.outermost(os.path.realpath(p) for p in hidden if os.path.lexists(p)):
         if under(path):
             continue  # already inside an empty folder
         if os.path.isdir(path):
             argv += ["--perms", "0555", "--size", "4096", "--tmpfs", path, "--remount-ro", path]
         else:
             argv += ["--ro-bind", "/dev/null", path]
-    for path in _outermost(os.path.realpath(p) for p in config.get("installation", []) if os.path.isdir(p)):
+    for path in jail.outermost(os.path.realpath(p) for p in config.get("installation", []) if os.path.isdir(p)):
         if under(path):
             argv += ["--ro-bind", path, path]
     argv += ["--bind", workdir, workdir, "--chdir", workdir, "--"]
@@ -252,8 +244,8 @@ class Child:
             config["outer"] = ["bubblewrap: own user, PID (own /proc), mount, network and IPC namespaces; "
                                "no network; the system read-only", f"{len(self.hidden)} paths masked",
                                "private scratch " + ", ".join(jail.SCRATCH_DIRS)]
-            config["hidden"] = []  # bwrap masked them
-            argv = bubblewrap_argv({**config, "hidden": self.hidden}) + argv
+            config["hidden"] = []  # bwrap masks them
+            argv = bubblewrap_argv(config, self.hidden) + argv
         argv = self.cap.enter_argv() + argv  # outermost: whatever it starts (bwrap's processes too) is inside
         self.proc = subprocess.Popen(
             [*argv, json.dumps(config)],

@@ -30,14 +30,20 @@ def _check(rc: int, what: str) -> None:
         raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
 
 
+def outermost(paths) -> list[str]:
+    """``paths`` sorted, each once, without those inside another of them (the child's masks and
+    binds of a folder cover what is inside it; bubblewrap's command line uses it too)."""
+    paths = sorted(dict.fromkeys(paths))
+    return [p for p in paths if not any(p.startswith(q.rstrip(os.sep) + os.sep) for q in paths if q != p)]
+
+
 def _hide_roots(libc, paths: list[str], workdir: str | None, roots: list[str] = ()) -> None:
     """Lay an open, empty tmpfs over every folder of ``roots`` (the top-level folders that are not the
     system's: other checkouts, home folders, data) and over any ancestor of ``paths`` that is closed to
     others (e.g. a pyenv under a 0700 /root), then bind ``paths`` (the Python installation) back into
     it. Inside the mount namespace the sandbox sees the system, its interpreter and its own folders,
     and nothing else of the machine's: no other checkout of the checks, no copy of the data."""
-    real = sorted(dict.fromkeys(os.path.realpath(p) for p in paths if os.path.isdir(p)))
-    real = [p for p in real if not any(p.startswith(q + os.sep) for q in real if q != p)]  # outermost only
+    real = outermost(os.path.realpath(p) for p in paths if os.path.isdir(p))
     here = os.path.realpath(workdir) if workdir else ""
     covers = {c for c in (os.path.realpath(c) for c in roots)
               if c != "/" and os.path.isdir(c) and not (here == c or here.startswith(c + os.sep))}
@@ -103,8 +109,7 @@ def _private_scratch(libc, config: dict) -> list[str]:
     for folder in dict.fromkeys(os.path.realpath(p) for p in SCRATCH_DIRS):
         if not os.path.isdir(folder) or folder in needed:
             continue
-        inside = sorted(p for p in needed if p.startswith(folder + os.sep))
-        inside = [p for p in inside if not any(p.startswith(q + os.sep) for q in inside)]  # outermost only
+        inside = outermost(p for p in needed if p.startswith(folder + os.sep))
         handles = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in inside}  # reachable once covered
         try:
             _check(libc.mount(b"tmpfs", folder.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
@@ -148,10 +153,7 @@ def enter(config: dict) -> list[str]:
     done = list(config.get("outer", []))  # what bubblewrap did before this program started
     libc = _libc()
     uid, gid = config.get("uid"), config.get("gid")
-    hidden = []
-    for p in sorted(config.get("hidden", [])):  # a path inside one already masked is hidden with it
-        if os.path.lexists(p) and not any(p.startswith(h.rstrip(os.sep) + os.sep) for h in hidden):
-            hidden.append(p)
+    hidden = outermost(p for p in config.get("hidden", []) if os.path.lexists(p))  # inside a mask: hidden with it
     if os.geteuid() == 0 and config.get("jail", True):
         try:
             _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC), "unshare")
