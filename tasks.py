@@ -16,7 +16,7 @@ Re-installation happens only when requirements.txt or pyproject.toml change. Tas
 
     python3 tasks.py setup     set up only (what the other tasks do first)
     python3 tasks.py main      set up, generate release/ from source/, grade the example submissions
-    python3 tasks.py test      set up, run the whole test suite (what .ci/run calls)
+    python3 tasks.py test      set up, run the whole test suite (what .ci/run calls; two streams)
     python3 tasks.py release   set up, regenerate release/ only
     python3 tasks.py bench     set up, run every benchmark in benchmarks/ and print the figures
 """
@@ -112,9 +112,19 @@ def task_main() -> int:
 
 
 def task_test() -> int:
-    # pytest.ini's testpaths = tests: extra arguments may name single files instead.
+    """The whole suite in two streams (pytest-xdist, a test file per stream at a time, so its module
+    fixtures are built once): much of it waits on a sandbox that uses one core (one BLAS thread) or
+    on a time limit, so two streams use a 2-core machine that one leaves half idle. The tests marked
+    ``alone`` change the checkout itself (test_readme regenerates release/, which the others read)
+    and run after, by themselves. Extra arguments run just those, in one stream (pytest.ini's
+    testpaths = tests; they may name single files)."""
     ensure_debian_packages()
-    return run("-m", "pytest", *sys.argv[2:])
+    if sys.argv[2:]:
+        return run("-m", "pytest", *sys.argv[2:])
+    streams = str(max(1, min(2, os.cpu_count() or 1)))
+    together = run("-m", "pytest", "-n", streams, "--dist", "loadfile", "-m", "not alone")
+    alone = run("-m", "pytest", "-m", "alone")
+    return together or alone
 
 
 def task_bench() -> int:

@@ -20,6 +20,27 @@ from autograder.assignment.solutions import make_submission
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NOTEBOOKS = ("01_scratch_cnn", "02_keras", "03_theory")
 SLOW_MODULES = {"check_p07_classifier.py"}
+SUMMARY = "summary"     # a user property: a line for the end of the run (``report_line``)
+
+
+def report_line(request, line: str) -> None:
+    """A line for the suite's closing summary (what ran in which mode). It travels on the test's
+    report, so it reaches the end of the run from a pytest-xdist stream too, whose prints do not."""
+    request.node.user_properties.append((SUMMARY, line))
+
+
+_LINES: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    _LINES.extend(value for name, value in report.user_properties if name == SUMMARY and value not in _LINES)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _LINES:
+        terminalreporter.section("what ran")
+        for line in _LINES:
+            terminalreporter.write_line(line)
 
 
 def modules_of(notebook: str, include_slow: bool = False) -> list[str]:

@@ -57,7 +57,7 @@ from autograder.sandbox.host import Cell, Sandbox
 from autograder.sandbox.limits import Limits
 from autograder.sandbox.memory import MemoryCap
 from autograder.assignment.solutions import source_solutions
-from tests.conftest import modules_of
+from tests.conftest import modules_of, report_line
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hostile"
 RELEASE = RELEASE_DIR
@@ -786,7 +786,7 @@ def test_grader_still_grades_every_selection_with_full_marks(hostile_grader, sol
     assert_clean(sandbox_uids)
 
 
-def test_every_scenario_ran_in_this_mode(request, capsys):
+def test_every_scenario_ran_in_this_mode(request):
     """None is silently skipped: every scenario of the table was graded in this run, as root or not."""
     selected = {item.callspec.params["scenario"].name for item in request.session.items
                 if item.originalname == "test_scenario"}
@@ -794,5 +794,4 @@ def test_every_scenario_ran_in_this_mode(request, capsys):
         pytest.skip("a subset of the scenarios was selected (-k)")
     assert set(RESULTS) >= selected, f"not graded: {sorted(selected - set(RESULTS))}"
     mode = "root (own uid, namespaces)" if IS_ROOT else "unprivileged (bubblewrap)"
-    with capsys.disabled():
-        print(f"\n[hostile catalogue as {mode}: {len(selected)} of {len(SCENARIOS)} scenarios graded]", flush=True)
+    report_line(request, f"hostile catalogue as {mode}: {len(selected)} of {len(SCENARIOS)} scenarios graded")

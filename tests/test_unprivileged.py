@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from autograder.course import ROOT
+from tests.conftest import report_line
 
 NOBODY = 65534
 
@@ -53,7 +54,7 @@ def as_nobody(argv: list[str], cwd: Path, home: Path) -> list[str]:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the suite already runs unprivileged: test_hostile.py ran in that mode")
-def test_the_hostile_catalogue_holds_without_root(tmp_path, capsys):
+def test_the_hostile_catalogue_holds_without_root(tmp_path, request):
     for tool in ("unshare", "setpriv", "bwrap"):
         assert subprocess.run(["which", tool], capture_output=True).returncode == 0, \
             f"{tool} is missing: python3 tasks.py test installs bubblewrap; util-linux has unshare and setpriv"
@@ -74,8 +75,10 @@ def test_the_hostile_catalogue_holds_without_root(tmp_path, capsys):
     passed, skipped = int(summary.group(1)), int(summary.group(2) or 0)
     assert skipped == 0, f"scenarios skipped as nobody:\n{tail}"
     assert passed >= 60, tail
-    with capsys.disabled():
-        print(f"\n[hostile catalogue as nobody (bubblewrap): {passed} passed, 0 skipped]", flush=True)
+    graded = re.search(r"hostile catalogue as unprivileged \(bubblewrap\): (\d+) of (\d+) scenarios graded", proc.stdout)
+    assert graded and graded.group(1) == graded.group(2), tail
+    report_line(request, f"hostile catalogue as nobody (bubblewrap): {graded.group(1)} of {graded.group(2)} "
+                         f"scenarios graded; {passed} tests passed, 0 skipped")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switches between root and nobody")
