@@ -372,3 +372,39 @@ def test_a_v2_cap_goes_under_the_nearest_ancestor_that_passes_memory_on(tmp_path
     for folder in tmp_path.rglob("cgroup.subtree_control"):
         folder.write_text("cpu pids\n")
     assert v2_parent((str(tmp_path), "/"), own) is None
+
+
+@pytest.mark.parametrize("how", ["as this machine caps", "watchdog"])
+def test_forked_children_over_the_cap_stop_the_sandbox_and_the_next_call_is_fresh(box, monkeypatch, how):
+    """Two forked children of 400 MB each under a 600 MB cap on the sandbox (each far under its
+    address-space limit): the call fails naming the cap, and the next call gets a fresh sandbox.
+    The same with the watchdog forced, as where the grader may make no cgroup (as root too)."""
+    from autograder.sandbox.memory import MemoryCap
+
+    if how == "watchdog":
+        monkeypatch.setattr(MemoryCap, "_make_cgroup", lambda self: None)
+    b = box("""
+import os, time
+def hog():
+    kids = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                x = np.ones(50_000_000)          # 400 MB, touched
+                time.sleep(600 + x[0])
+            finally:
+                os._exit(0)
+        kids.append(pid)
+    for pid in kids:
+        os.waitpid(pid, 0)
+def fine(): return 7
+""", call_timeout=120, sandbox_memory_bytes=600 << 20)
+    ns = b.student()
+    with pytest.raises(SandboxCrash, match=r"together used more than its memory cap of 600 MiB \(forked children"):
+        ns.hog()
+    assert ns.fine() == 7
+    capped = [line for line in b.report.isolation if "capped at 600 MiB" in line]
+    machine = MemoryCap(1)
+    machine.close()
+    assert capped and ("watchdog" in capped[0]) == (how == "watchdog" or machine.how == "watchdog")
