@@ -291,13 +291,13 @@ class Child:
         children: dict[int, list[int]] = {}
         for pid, ppid in parents.items():
             children.setdefault(ppid, []).append(pid)
-        todo = [proc.pid]
+        todo, seen = [proc.pid], set()
         while todo:
             pid = todo.pop()
-            if pid not in mine:
-                mine.add(pid)
+            if pid not in seen:
+                seen.add(pid)
                 todo += children.get(pid, [])
-        return mine
+        return mine | seen
 
     def _signal_all(self, proc) -> None:
         """SIGKILL the sandbox's processes; waits for nothing (the memory watchdog calls it too)."""
