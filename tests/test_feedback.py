@@ -106,6 +106,19 @@ def test_long_written_answer_is_cut_in_output_but_kept_in_extra_data(result):
     assert data["extra_data"]["manual_answers"]["p9_survey"] == "word " * 5000
 
 
+def test_results_json_is_renamed_into_place_last(result, tmp_path, monkeypatch):
+    """A rerun takes a current results.json for graded: the feedback beside it must be this run's,
+    so results.json is the last file renamed into place (graded and not graded alike)."""
+    import autograder.results.files as files
+
+    renamed = []
+    real = files.os.replace
+    monkeypatch.setattr(files.os, "replace", lambda src, dst: (renamed.append(Path(dst).name), real(src, dst)))
+    write_result(result, tmp_path / "graded")
+    write_not_graded(tmp_path / "broken", "the data is missing", "put it back")
+    assert renamed == ["feedback.md", "feedback.html", "results.json"] * 2
+
+
 def test_write_not_graded(tmp_path):
     files = write_not_graded(tmp_path / "out", reason="TensorFlow failed to import: libcuda.so missing",
                              fix="reinstall tensorflow-cpu with python3 tasks.py main", student="bob", run_id="r1")

@@ -48,7 +48,9 @@ def _write_files(out_dir: Path, files: dict[str, str]) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
-    for name, text in files.items():
+    # results.json last: a rerun takes a current results.json for "graded", so the feedback beside
+    # it must be this run's already (a grader killed between two renames leaves the old one).
+    for name, text in sorted(files.items(), key=lambda item: item[0] == "results.json"):
         fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
