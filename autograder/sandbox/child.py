@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from autograder.sandbox import jail, wire, worker
-from autograder.sandbox.memory import MemoryCap
+from autograder.sandbox.memory import MemoryCap, processes
 from autograder.sandbox.limits import Limits
 
 HERE = Path(__file__).resolve().parent
@@ -262,7 +262,7 @@ class Child:
         if isinstance(header.get("isolation"), list):
             header["isolation"].append(self.cap.describe())
         proc = self.proc
-        self.cap.watch(lambda: self._pids(proc), lambda: self._signal_all(proc))
+        self.cap.watch(lambda: processes(proc.pid, self.uid), lambda: self._signal_all(proc))
         return header
 
     def send(self, header: dict, arrays: list, deadline) -> None:
@@ -274,30 +274,6 @@ class Child:
             self._signal_all(self.proc)
             raise EOFError("over the memory cap")
         return reply
-
-    def _pids(self, proc) -> set[int]:
-        """The sandbox's live processes: what ``proc`` started (bubblewrap's PID namespace reparents
-        orphans inside it), and as root everything of its uid."""
-        parents, mine = {}, set()
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    with open(f"/proc/{pid}/stat", "rb") as f:
-                        parents[int(pid)] = int(f.read().rsplit(b")", 1)[1].split()[1])
-                    if self.uid is not None and os.stat(f"/proc/{pid}").st_uid == self.uid:
-                        mine.add(int(pid))
-                except (OSError, IndexError, ValueError):
-                    pass
-        children: dict[int, list[int]] = {}
-        for pid, ppid in parents.items():
-            children.setdefault(ppid, []).append(pid)
-        todo, seen = [proc.pid], set()
-        while todo:
-            pid = todo.pop()
-            if pid not in seen:
-                seen.add(pid)
-                todo += children.get(pid, [])
-        return mine | seen
 
     def _signal_all(self, proc) -> None:
         """SIGKILL the sandbox's processes; waits for nothing (the memory watchdog calls it too)."""

@@ -235,6 +235,31 @@ class MemoryCap:
                     threading.Event().wait(0.02)
 
 
+def processes(root: int, uid: int | None = None) -> set[int]:
+    """The live processes of a sandbox: ``root`` (its first process) and everything it started
+    (bubblewrap's PID namespace reparents orphans inside it), and as root every process of its ``uid``."""
+    parents, found = {}, set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    parents[int(pid)] = int(f.read().rsplit(b")", 1)[1].split()[1])
+                if uid is not None and os.stat(f"/proc/{pid}").st_uid == uid:
+                    found.add(int(pid))
+            except (OSError, IndexError, ValueError):
+                pass
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    todo, seen = [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo += children.get(pid, [])
+    return found | seen
+
+
 def over(pids, limit: int) -> bool:
     """Whether the processes ``pids`` hold more than ``limit`` bytes: their resident memory is the
     cheap first look; only above the cap is their proportional share read (smaps_rollup's Pss,
