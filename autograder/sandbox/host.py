@@ -125,6 +125,8 @@ class Sandbox:
                 raise SandboxCrash(self._broken) from None
 
     def _spawn(self) -> None:
+        if self.budget.remaining() <= 0:   # no child for a submission whose time is up (whatever the load)
+            raise SandboxTimeout(f"the time budget of {self.budget.seconds:.0f} s for the whole submission is used up")
         self.child = Child(self.limits, self.hidden, self.support_files, self.output)
         self._spawner = threading.current_thread()
         self.generation += 1
