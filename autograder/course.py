@@ -58,7 +58,10 @@ PREDICT_SECONDS = 30.0         # their predict / evaluate on the held-out images
 WALL_FACTOR = 4.0              # a CPU-budgeted call's wall cap, in multiples of its CPU seconds
 CELLS_SECONDS = 60.0           # running one answer cell (a notebook's answer cells run one by one)
 START_SECONDS = 60.0           # a sandbox child's start-up, before any student code
-SUBMISSION_SECONDS = 600.0     # every call of one submission together
+SUBMISSION_SECONDS = 600.0     # every call of one submission together, split between its notebooks:
+# each notebook's sandbox has its own share of it, so a hang in one notebook never costs another's points
+# (the shares add up to 1: the submission's limit holds without a second clock).
+NOTEBOOK_SHARES = {"01_scratch_cnn": 0.6, "02_keras": 0.3, "03_theory": 0.1}
 CPU_SECONDS = 900              # a sandbox child's CPU time over its whole life (RLIMIT_CPU)
 # (The per-cell limit of nbgrader's own runs, autograde and validate, is the instructor's setting:
 # c.Execute.timeout in nbgrader_config.py, read as settings().cell_seconds.)

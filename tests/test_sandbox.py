@@ -263,35 +263,58 @@ def boxes():
 
 
 @pytest.mark.parametrize("runaway, kind, message", [
-    ("while True:\n    pass", "CellTimeout", r"this cell did not finish within 2 s \(an infinite loop"),
-    ("import os\nos._exit(3)", "CellCrash", r"this cell ended the sandbox \(the sandbox process exited with status 3"),
+    ("while True:\n    pass", "CellTimeout", r"line 4 did not finish within the cell's 2 s \(an infinite loop"),
+    ("__import__('os')._exit(3)", "CellCrash", r"line 4 ended the sandbox \(the sandbox process exited with status 3"),
 ])
-def test_a_cell_that_hangs_or_ends_the_sandbox_is_skipped_and_the_cells_after_it_run(boxes, runaway, kind, message):
-    b = cells_box(boxes, [("a", "def f(): return 'f'"), ("b", 'print("B-RAN", flush=True)\n' + runaway),
+def test_a_line_that_hangs_or_ends_the_sandbox_cuts_its_cell_there_and_keeps_what_is_above(boxes, runaway, kind, message):
+    b = cells_box(boxes, [("a", "def f(): return 'f'"),
+                          ("b", 'print("B-RAN", flush=True)\nclass Above:\n    def m(self): return "kept"\n'
+                                + runaway + "\ndefined_after_the_loop = 1"),
                           ("c", "def g(): return 'g'\ndef spin():\n    while True: pass")],
                   exec_timeout=2, call_timeout=1)
     ns = b.student()
-    assert ns.f() == "f" and ns.g() == "g"   # one cell timeout and one restart (below), not one per call
-    with pytest.raises(MissingAnswer, match=r"note that the answer cell 'b' raised " + kind):
+    assert ns.f() == "f" and ns.g() == "g"   # one cut and one restart (below), not one per call
+    assert ns.Above().m() == "kept"          # defined above the line that stopped the cell
+    with pytest.raises(MissingAnswer, match=r"note that your cell 'b' stopped with " + kind):
         ns.defined_after_the_loop
     err = b.report.cell_errors["b"]
-    assert err["type"] == kind and re.search(message, err["message"])
-    assert err["message"].endswith("it was skipped, and the cells after it ran without it")
-    assert b.skipped == {"b"} and b.report.restarts == 1
-    # A check's call that times out restarts the child: the cells run again, without b.
+    assert err["type"] == kind and re.search(message, err["message"]) and err["line"] == 4
+    assert err["message"].endswith("the lines above it ran and what they defined is kept; the rest of the cell was "
+                                   "not run, and the cells after it ran")
+    assert b.cut == {"b": 2} and b.report.restarts == 1
+    # A check's call that times out restarts the child: the cells run again, b up to the line that stopped it.
     with pytest.raises(SandboxTimeout, match="`spin` did not finish"):
         ns.spin()
-    assert ns.f() == "f" and ns.g() == "g"
-    assert b.report.restarts == 2 and b.skipped == {"b"}
+    assert ns.f() == "f" and ns.g() == "g" and ns.Above().m() == "kept"
+    assert b.report.restarts == 2 and b.cut == {"b": 2}
     report = b.close()
-    assert report.output.count("B-RAN") == 1, report.output
+    assert report.output.count("B-RAN") == 3, report.output   # the lines above the cut run in every child
     assert list(report.cell_errors) == ["b"]
+
+
+def test_a_cell_that_runs_out_of_time_between_lines_is_cut_without_a_restart(boxes):
+    b = cells_box(boxes, [("a", "import time\nx = 1\ntime.sleep(1.5)\ny = 2\ntime.sleep(1.5)\nz = 3"),
+                          ("b", "w = 4")], exec_timeout=2.5)
+    ns = b.student()
+    assert (ns.x, ns.y, ns.w) == (1, 2, 4)
+    with pytest.raises(MissingAnswer):
+        ns.z
+    assert b.report.cell_errors["a"]["type"] == "CellTimeout"
+
+
+def test_a_syntax_error_is_the_cells_error_and_magics_run(boxes):
+    b = cells_box(boxes, [("a", "x = 1\ndef broken(:\n    pass"), ("b", "%time y = 2\nz = y + 1")])
+    ns = b.student()
+    assert (ns.y, ns.z) == (2, 3)
+    assert b.report.cell_errors["a"]["type"] == "SyntaxError" and b.report.restarts == 0
+    with pytest.raises(MissingAnswer):
+        ns.x   # a cell that does not parse runs nothing, as in Jupyter
 
 
 def test_a_cell_that_raises_is_recorded_and_the_next_cells_run(boxes):
     b = cells_box(boxes, [("a", "raise ValueError('nope')"), ("b", "def h(): return 2")])
     assert b.student().h() == 2
-    assert b.report.cell_errors["a"]["type"] == "ValueError" and not b.skipped and b.report.restarts == 0
+    assert b.report.cell_errors["a"]["type"] == "ValueError" and not b.cut and b.report.restarts == 0
 
 
 def test_a_callable_that_keeps_stopping_the_sandbox_is_not_called_again(boxes):

@@ -201,7 +201,8 @@ def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: di
     specs = spec.by_id()
     seen: dict[str, int] = {}
     cells: list[Cell] = []
-    added = 0
+    added: list[str] = []
+    anchor = "the top of the notebook"     # the graded cell the student's own cells follow, for their names
     for cell in nb.cells:
         if not isinstance(cell, dict):
             continue
@@ -209,10 +210,16 @@ def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: di
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
         if not isinstance(gid, str) or gid not in specs:
-            added += (cell.get("cell_type") == "code" and bool(source.strip())
-                      and source.strip() not in spec.ordinary)  # the release's own demo cells are not "added"
+            # A code cell of the student's own (added, or a release cell they changed) runs where it
+            # stands, as in Jupyter; the release's own demo and data cells, unchanged, do not.
+            if cell.get("cell_type") == "code" and source.strip() and source.strip() not in spec.ordinary:
+                name = f"your cell after {anchor}"
+                taken = sum(1 for c in cells if c.name == name or c.name.startswith(name + " #"))
+                cells.append(Cell(name + (f" #{taken + 1}" if taken else ""), source, added=True))
+                added.append(cells[-1].name)
             continue
         want = specs[gid]
+        anchor = f"'{gid}'"
         seen[gid] = seen.get(gid, 0) + 1
         if want.kind == "answer":
             if cell.get("cell_type") != "code":
@@ -247,7 +254,8 @@ def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: di
         elif want.kind == "test":
             findings.append(Finding(spec.name, want.grade_id, "the test cell was deleted (the grader's own checks ran)"))
     if added:
-        findings.append(Finding(spec.name, None, f"{added} code cell(s) you added are not run by the grader: "
-                                "put everything your answers need inside the answer cells"))
+        findings.append(Finding(spec.name, None, f"{len(added)} code cell(s) of your own were run, in notebook order "
+                                f"with the answer cells ({', '.join(added[:5])}{', ...' if len(added) > 5 else ''}): "
+                                "the notebook's own demo and data cells, if unchanged, are not run"))
     return NotebookProgram(spec.name, cells)
 

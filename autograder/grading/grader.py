@@ -46,7 +46,6 @@ class Grader:
         check needs get no sandbox."""
         t0 = time.monotonic()
         submission = Submission.load(Path(path), self.assignment, student)
-        budget = Budget(self.limits.submission_timeout)
         if out_dir is not None:  # made before any sandbox starts, so it is hidden like the rest
             Path(out_dir).mkdir(parents=True, exist_ok=True)
         unseen = hidden_paths([Path(path).resolve().parent, *([Path(out_dir).resolve()] if out_dir else []), *hidden])
@@ -55,7 +54,8 @@ class Grader:
         for name, program in submission.programs.items():
             if program.ok and (needed is None or name in needed):
                 boxes[name] = Sandbox(program.cells, limits=self.limits, label=name, hidden=unseen,
-                                      support_files=self.assignment.support_files, budget=budget)
+                                      support_files=self.assignment.support_files,
+                                      budget=Budget.for_notebook(self.limits, name))
                 boxes[name].start_in_background()
 
         def student_for(notebook: str):

@@ -7,11 +7,13 @@ and reached through a proxy (``proxy.py``), with its limits, restarts and report
     y = layer.forward(np.ones((1, 1, 5, 5)))  # a plain np.ndarray, decoded with allow_pickle=False
     report = box.close()
 
-The answer cells run one by one, each within ``Limits.exec_timeout`` (a limit per answer cell). A
-cell that does not finish or that ends the child (``os._exit``, a signal, a forged reply) is
-recorded in ``report.cell_errors`` and skipped: a fresh child runs the cells before it again and
-goes on with the cells after it, so answers that do not depend on it keep their points. The
-sandbox is unusable (``_broken``) only if it cannot start at all.
+The cells run in order, one top-level statement at a time, each cell within ``Limits.exec_timeout``.
+A statement that raises ends its cell there, as in Jupyter. A statement that does not finish in its
+cell's time or that ends the child (``os._exit``, a signal, a forged reply) cuts its cell: it is
+recorded in ``report.cell_errors``, and a fresh child runs the cells again, that one only up to the
+statement before it (what the lines above it defined is kept: a class defined above a slow test
+call keeps its points), and goes on with the cells after it. The sandbox is unusable (``_broken``)
+only if it cannot start at all.
 
 Every call has a time limit; a call that times out, a child that dies or that breaks the wire
 format fails that call with a clear exception, and the next call starts a fresh child (the cells
@@ -52,10 +54,12 @@ RESTART_CAP_FACTOR = 4
 
 @dataclass
 class Cell:
-    """One answer cell to run: its name (for messages) and its source."""
+    """One cell to run: its name (for messages), its source, and whether the student added it (a
+    cell of their own, or a cell of the release they changed) rather than it being an answer or setup cell."""
 
     name: str
     source: str
+    added: bool = False
 
 
 @dataclass
@@ -91,8 +95,8 @@ class Sandbox:
         self._call_limit: float | None = None
         self._broken: str | None = None
         self._spawner: threading.Thread | None = None   # the thread that started the current child
-        self.skipped: set[str] = set()       # answer cells that hung or ended the child: never run again
-        self._skip_errors: dict[str, dict] = {}          # their cell_errors records
+        self.cut: dict[str, int] = {}        # cells that hung or ended the child -> the statements run from now on
+        self._cut_errors: dict[str, dict] = {}           # their cell_errors records
         self._call_failures: dict[str, tuple[int, SandboxError]] = {}  # callable -> (failures, the last)
         self._codec = wire.Codec(make_ref=self._encode_ref,
                                  resolve_ref=lambda o: RemoteObject.from_wire(self, o))
@@ -126,7 +130,7 @@ class Sandbox:
 
     def _spawn(self) -> None:
         if self.budget.remaining() <= 0:   # no child for a submission whose time is up (whatever the load)
-            raise SandboxTimeout(f"the time budget of {self.budget.seconds:.0f} s for the whole submission is used up")
+            raise SandboxTimeout(f"the time budget of {self.budget.seconds:.0f} s for {self.budget.what} is used up")
         self.child = Child(self.limits, self.hidden, self.support_files, self.output)
         self._spawner = threading.current_thread()
         self.generation += 1
@@ -139,40 +143,62 @@ class Sandbox:
         self.report.isolation = [str(x) for x in header.get("isolation", [])][:10]
 
     def _run_cells(self) -> None:
-        """Run the answer cells one by one, each within ``exec_timeout``. A cell that times out or
-        ends the child is recorded, added to ``skipped`` and never run again: a fresh child runs the
-        cells before it again and goes on after it. Cells that raise are recorded, and the next ones run."""
+        """Run the cells in order, each one top-level statement at a time, each cell within
+        ``exec_timeout``. A statement that raises ends its cell there (as in Jupyter); one that does
+        not finish in the cell's time or that ends the child cuts the cell before it: a fresh child
+        runs the cells again, this one up to that statement only (what the lines above it defined is
+        kept), and goes on with the next cell. Every error is recorded in ``report.cell_errors``."""
         errors: dict[str, dict] = {}
         done = 0                                  # cells of self.cells run in the current child
         while done < len(self.cells):
             cell = self.cells[done]
             done += 1
-            if cell.name in self.skipped:
-                continue
-            try:
-                reply = self._request({"op": "exec", "cells": [{"name": cell.name, "source": cell.source}]}, [],
-                                      self.limits.exec_timeout, what=f"running your answer cell '{cell.name}'")
-            except (SandboxTimeout, SandboxCrash) as e:
-                if self.child is not None or self.budget.remaining() <= 0:
-                    raise  # the submission's time is up (the child was not at fault): nothing can run
-                self.skipped.add(cell.name)
-                if isinstance(e, SandboxTimeout):
-                    kind, what = "CellTimeout", (f"this cell did not finish within {self.limits.exec_timeout:.0f} s "
-                                                 "(an infinite loop, or a call into code that loops?)")
-                else:
-                    kind, what = "CellCrash", f"this cell ended the sandbox ({str(e)[:500]})"
-                self._skip_errors[cell.name] = {
-                    "type": kind, "traceback": "",
-                    "message": f"{what}; it was skipped, and the cells after it ran without it"}
-                # A fresh child runs the cells before this one again, then goes on after it.
-                self._spawn()
-                errors, done = {}, 0
-                continue
-            got = reply.get("errors", {})
-            if isinstance(got, dict) and isinstance(got.get(cell.name), dict):
-                errors[cell.name] = got[cell.name]
-        errors.update(self._skip_errors)
+            stop = self.cut.get(cell.name)        # run statements [0, stop) of a cut cell
+            end = time.monotonic() + self.limits.exec_timeout
+            lines: list[int] = []
+            index = -1                            # statement -1: where the cell's statements start, nothing run
+            while stop is None or index < stop:
+                if index >= max(len(lines), 1):
+                    break
+                left = end - time.monotonic()
+                line = lines[index] if 0 <= index < len(lines) else 1
+                if left <= 0:  # the statements so far used the cell's time: the rest is cut, the child lives
+                    self._cut(cell, index, line, "CellTimeout", self._timeout_text(line))
+                    break
+                try:
+                    reply = self._request({"op": "exec", "name": cell.name, "source": cell.source, "statement": index},
+                                          [], left, what=f"running your cell '{cell.name}'")
+                except (SandboxTimeout, SandboxCrash) as e:
+                    if self.child is not None or self.budget.remaining() <= 0:
+                        raise  # the submission's time is up (the child was not at fault): nothing can run
+                    if isinstance(e, SandboxTimeout):
+                        self._cut(cell, index, line, "CellTimeout", self._timeout_text(line))
+                    else:
+                        self._cut(cell, index, line, "CellCrash", f"line {line} ended the sandbox ({str(e)[:500]})")
+                    # A fresh child runs the cells again, this one up to the statement that stopped it.
+                    self._spawn()
+                    errors, done = {}, 0
+                    break
+                got = reply.get("lines")
+                lines = [n for n in got[:100_000] if type(n) is int] if isinstance(got, list) else []
+                if isinstance(reply.get("error"), dict):
+                    errors[cell.name] = reply["error"]
+                    break
+                index += 1
+        errors.update(self._cut_errors)
         self.report.cell_errors = {c.name: errors[c.name] for c in self.cells if c.name in errors}
+
+    def _timeout_text(self, line: int) -> str:
+        return (f"line {line} did not finish within the cell's {self.limits.exec_timeout:.0f} s (an infinite loop, "
+                "a long training run or a slow test left in the cell?)")
+
+    def _cut(self, cell: Cell, index: int, line: int, kind: str, what: str) -> None:
+        """Statement ``index`` of ``cell`` (at ``line``) hung or ended the child: the cell runs up to it, from now on."""
+        self.cut[cell.name] = index
+        kept = ("the lines above it ran and what they defined is kept; the rest of the cell was not run"
+                if index > 0 else "nothing in this cell ran")
+        self._cut_errors[cell.name] = {"type": kind, "traceback": "", "line": line, "message": f"{what}; {kept}, and "
+                                       "the cells after it ran"}
 
     def kill(self) -> None:
         """Kill the child and everything it started."""
@@ -218,7 +244,7 @@ class Sandbox:
         sandbox with a wall cap of ``Limits.wall_factor`` times that; never past the submission's budget."""
         remaining = self.budget.remaining()
         if remaining <= 0:
-            raise SandboxTimeout(f"the time budget of {self.budget.seconds:.0f} s for the whole submission "
+            raise SandboxTimeout(f"the time budget of {self.budget.seconds:.0f} s for {self.budget.what} "
                                  "is used up, so this check was not run")
         if cpu:
             deadline = Deadline(timeout, clock=self.child.cpu_seconds, wall_factor=self.limits.wall_factor,

@@ -1,4 +1,4 @@
-"""What one sandbox may use, and the time budget one submission's sandboxes share.
+"""What one sandbox may use, and the time budget of each notebook's sandbox.
 
 Each limit is declared once, with its default and its help; the CLI's ``--help`` is written from
 these declarations (``describe()``). The time limits' values live in ``autograder.course``.
@@ -23,9 +23,12 @@ class Limits:
     max_call_timeout: float = _limit(course.TRAINING_CAP_SECONDS, "the most a check may raise one call's limit to (training)")
     wall_factor: float = _limit(course.WALL_FACTOR, "a training call's limit is CPU seconds of the sandbox; its wall cap "
                                 "is this many times that (code that sleeps or blocks)")
-    exec_timeout: float = _limit(course.CELLS_SECONDS, "wall seconds to run one answer cell")
+    exec_timeout: float = _limit(course.CELLS_SECONDS, "wall seconds to run one cell (an answer cell or one of the "
+                                 "student's own; the line running then is cut, the lines above it kept)")
     start_timeout: float = _limit(course.START_SECONDS, "wall seconds for a sandbox to start, before any student code")
-    submission_timeout: float = _limit(course.SUBMISSION_SECONDS, "wall seconds for all calls of one submission",
+    submission_timeout: float = _limit(course.SUBMISSION_SECONDS, "wall seconds for all calls of one submission, "
+                                       "each notebook with its own share (" + ", ".join(
+                                           f"{nb[:2]} {share:.0%}" for nb, share in course.NOTEBOOK_SHARES.items()) + ")",
                                        "--submission-timeout")
     cpu_seconds: int = _limit(course.CPU_SECONDS, "CPU seconds of a sandbox process's whole life (RLIMIT_CPU)")
     memory_bytes: int = _limit(4 << 30, "address space of a sandbox process (RLIMIT_AS; TensorFlow needs ~2.5 GiB)",
@@ -100,11 +103,18 @@ class Deadline:
 
 
 class Budget:
-    """The wall-clock budget one submission's sandboxes share."""
+    """A wall-clock budget: one notebook's share of the submission's time (``what`` names it)."""
 
-    def __init__(self, seconds: float):
-        self.seconds = seconds
+    def __init__(self, seconds: float, what: str = "the whole submission"):
+        self.seconds, self.what = seconds, what
         self.end = time.monotonic() + seconds
+
+    @classmethod
+    def for_notebook(cls, limits: "Limits", notebook: str) -> "Budget":
+        """``notebook``'s share (``course.NOTEBOOK_SHARES``) of ``limits.submission_timeout``."""
+        share = course.NOTEBOOK_SHARES.get(notebook, 1.0 / max(len(course.NOTEBOOK_SHARES), 1))
+        return cls(limits.submission_timeout * share, f"{notebook}.ipynb (its share of the submission's "
+                                                      f"{limits.submission_timeout:.0f} s)")
 
     def remaining(self) -> float:
         return self.end - time.monotonic()

@@ -62,10 +62,10 @@ def time_limit(student: Student, seconds: float):
 
 
 def missing_message(name: str, cell_errors: dict[str, dict]) -> str:
-    msg = f"`{name}` is not defined by your answer cells"
+    msg = f"`{name}` is not defined by your cells"
     if cell_errors:
         first = next(iter(cell_errors.items()))
-        msg += (f"; note that the answer cell '{first[0]}' raised {first[1].get('type')}: "
+        msg += (f"; note that your cell '{first[0]}' stopped with {first[1].get('type')}: "
                 f"{first[1].get('message', '')[:300]}")
     return msg
 
@@ -145,7 +145,7 @@ class LocalStudent(Student):
 
     def _lookup(self, name: str):
         if name not in self._ns:
-            raise MissingAnswer("NameError", f"`{name}` is not defined by your answer cells")
+            raise MissingAnswer("NameError", f"`{name}` is not defined by your cells")
         return _round_trip(self._ns[name])
 
 

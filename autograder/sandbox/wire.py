@@ -6,7 +6,8 @@ one ``.npy`` file. A frame is an 8-byte big-endian length and that many bytes. A
 and read with ``allow_pickle=False``, so neither side ever unpickles anything. In JSON, arrays are
 ``{"__nd__": i}``, tuples ``{"__tuple__": [...]}``, dicts ``{"__dict__": {...}}`` and objects that
 are not data ``{"__ref__": id, "type": name, "callable": bool}``: a handle the grader can call
-back through. Requests: ``{"op": "exec", "cells": [...]}`` and ``{"op": "getattr"|"setattr"|"call",
+back through. Requests: ``{"op": "exec", "name", "source", "statement": i}`` (one top-level
+statement of a cell; the reply gives the cell's statement ``lines`` and the ``error``, if any) and ``{"op": "getattr"|"setattr"|"call",
 "ref", "name", "args", "kwargs"}``, each with ``"free": [ref, ...]``, the handles the grader no
 longer holds. Replies: ``{"ok": true, ...}`` or ``{"ok": false, "error": {type, message,
 traceback}}``.

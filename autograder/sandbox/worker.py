@@ -1,5 +1,5 @@
-"""The sandbox child's program: runs a student's answer cells and serves the grader's requests
-over the wire (``wire.py``).
+"""The sandbox child's program: runs a student's cells, one top-level statement per request, and
+serves the grader's requests over the wire (``wire.py``).
 
 The grader copies this file, ``wire.py`` and ``jail.py`` into the sandbox's working folder as
 ``_sandbox_worker.py``, ``_sandbox_wire.py`` and ``_sandbox_jail.py`` and starts ``python -I
@@ -9,6 +9,7 @@ files (with the hidden checks) it may not be able to read, and ``-I`` puts no sc
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import sys
@@ -45,6 +46,7 @@ class Worker:
         self.next_id = 1
         self.codec = wire.Codec(make_ref=self._make_ref, resolve_ref=self._resolve_ref)
         self._shell = None
+        self._parsed: dict[str, tuple[str, list]] = {}   # cell name -> (source, its statements)
 
     def _make_ref(self, obj) -> dict:
         rid = self.next_id
@@ -84,21 +86,51 @@ class Worker:
             self._shell = SandboxShell.instance(config=cfg, user_ns=self.namespace)
         return self._shell
 
-    def run_cell(self, name: str, source: str) -> dict | None:
-        try:
-            if "%" in source or "!" in source or "?" in source:
-                # Magics, shell escapes and help are IPython's syntax: let IPython translate them.
-                from IPython.core.inputtransformer2 import TransformerManager
+    def statements(self, name: str, source: str) -> list:
+        """The cell's top-level statements, each compiled on its own (keeping the cell's line numbers),
+        so that a statement that hangs or ends the sandbox costs only itself and what follows it.
+        Parsed once per cell (the grader asks for them one by one). A cell that does not parse is one
+        statement that raises its SyntaxError."""
+        cached = self._parsed.get(name)
+        if cached is not None and cached[0] == source:
+            return cached[1]
+        text = source
+        if "%" in text or "!" in text or "?" in text:
+            # Magics, shell escapes and help are IPython's syntax: let IPython translate them.
+            from IPython.core.inputtransformer2 import TransformerManager
 
-                source = TransformerManager().transform_cell(source)
-                if "get_ipython()" in source:
-                    self.shell()
-                    self.namespace.setdefault("get_ipython", lambda: self._shell)
-            code = compile(source, f"<cell {name}>", "exec")
+            text = TransformerManager().transform_cell(text)
+            if "get_ipython()" in text:
+                self.shell()
+                self.namespace.setdefault("get_ipython", lambda: self._shell)
+        filename = f"<cell {name}>"
+        try:
+            tree = ast.parse(text, filename)
+            compiled = [(node.lineno, compile(ast.Module(body=[node], type_ignores=[]), filename, "exec"))
+                        for node in tree.body]
+        except BaseException as exc:  # SyntaxError, or a parser that gives up (too deeply nested)
+            compiled = [(getattr(exc, "lineno", None) or 1, exc)]
+        self._parsed[name] = (source, compiled)
+        return compiled
+
+    def run_statement(self, name: str, source: str, index: int) -> dict:
+        """Run statement ``index`` of a cell. The reply says how many statements the cell has and
+        where each starts (``lines``), and the error if it raised."""
+        try:
+            compiled = self.statements(name, source)
+        except BaseException as exc:
+            return {"lines": [1], "error": describe_exception(exc)}
+        lines = [line for line, _ in compiled]
+        if not 0 <= index < len(compiled):
+            return {"lines": lines, "error": None}
+        code = compiled[index][1]
+        try:
+            if isinstance(code, BaseException):
+                raise code
             exec(code, self.namespace)
         except BaseException as exc:  # SystemExit included: a cell may not stop the sandbox
-            return describe_exception(exc)
-        return None
+            return {"lines": lines, "error": describe_exception(exc)}
+        return {"lines": lines, "error": None}
 
     # --- requests
     def handle(self, header: dict, arrays: list) -> tuple[dict, list]:
@@ -106,13 +138,9 @@ class Worker:
             if type(ref) is int:  # the grader no longer holds this handle
                 self.objects.pop(ref, None)
         op = header.get("op")
-        if op == "exec":
-            errors = {}
-            for cell in header["cells"]:
-                err = self.run_cell(cell["name"], cell["source"])
-                if err:
-                    errors[cell["name"]] = err
-            return {"ok": True, "errors": errors}, []
+        if op == "exec":   # one statement of a cell: {"name", "source", "statement"}
+            done = self.run_statement(str(header["name"]), str(header["source"]), int(header["statement"]))
+            return {"ok": True, **done}, []
         args = self.codec.decode(header.get("args", []), arrays)
         kwargs = self.codec.decode(header.get("kwargs", {"__dict__": {}}), arrays)
         target = self._target(header.get("ref"))
