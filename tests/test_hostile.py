@@ -160,8 +160,10 @@ SCENARIOS = [
     S("duplicate-cells", NB1, {3: 0}, r"'p3_output_size': the cell appears 2 times; every copy was run, in order",
       duplicate=(("p1_tests", 3),), hole=(3,)),
     S("answer-cell-as-markdown", NB1, {6: 0}, r"'p6_flatten': the answer cell was turned into a non-code cell"),
-    S("added-cells-not-run", NB1, {}, r"2 code cell\(s\) you added are not run by the grader",
-      forbidden=("ADDED-CELL-RAN",)),
+    # Cells of the student's own run where they stand, as in Jupyter: the last definition wins, so a
+    # stub MaxPool2D added after the answer replaces it (nbgrader autograde gives the same points).
+    S("added-cell-redefines-an-answer", NB1, {4: 0}, r"2 code cell\(s\) of your own were run, in notebook order",
+      required=("ADDED-CELL-RAN",)),
     S("renamed-grade-id", NB1, {3: 0}, r"'p3_output_size': the answer cell is missing"),
     # --- runaway code inside a method
     S("infinite-loop-in-method", NB1, {6: 0}, r"Time limit: `Flatten\.forward` did not finish within 3 s"),
@@ -181,22 +183,23 @@ SCENARIOS = [
     S("sleep-past-budget-in-fit", NB1, {7: 0}, r"Time limit: `Scratch2dCNNClassifier\.fit` did not finish within 12 s of wall time \(it waited or slept",
       slow=True),
     # --- runaway code at import: the answer cell is skipped, the cells after it run (docs/security.md)
-    S("infinite-loop", NB3, {10: 0}, r"p10_answers\*\*: CellTimeout: this cell did not finish within 8 s \(an infinite "
-      r"loop, or a call into code that loops\?\); it was skipped, and the cells after it ran without it"),
+    S("infinite-loop", NB3, {10: 0}, r"p10_answers\*\*: CellTimeout: line 2 did not finish within the cell's 8 s \(an "
+      r"infinite loop, a long training run or a slow test left in the cell\?\); nothing in this cell ran, and the cells "
+      r"after it ran"),
     S("sys-exit", NB3, {10: 0}, r"SystemExit: bye"),
-    S("os-exit", NB3, {10: 0}, r"p10_answers\*\*: CellCrash: this cell ended the sandbox \(the sandbox process exited "
-      r"with status 0 .*it was skipped, and the cells after it ran without it"),
+    S("os-exit", NB3, {10: 0}, r"p10_answers\*\*: CellCrash: line \d+ ended the sandbox \(the sandbox process exited "
+      r"with status 0 .*, and the cells after it ran"),
     # A Conv2d whose forward hangs or ends the sandbox: the Problem 2 cell, which calls it, is skipped;
     # the checks that call it fail (after Limits.max_restarts fresh sandboxes, at once); Problems 3 to 6
     # score their baseline. Its __init__ is real: the shape and initialisation checks (2 points) pass.
     S("conv-forward-loops-forever", NB1, {1: 2, 2: 0},
-      r"(?s)(?=.*p2_small_array\*\*: CellTimeout: this cell did not finish within 8 s \(an infinite loop)"
+      r"(?s)(?=.*p2_small_array\*\*: CellTimeout: line \d+ did not finish within the cell's 8 s \(an infinite loop)"
       r"(?=.*Not run: `Conv2d\.forward` stopped the sandbox in each of its last 7 calls)"),
     S("conv-forward-os-exit", NB1, {1: 2, 2: 0},
-      r"(?s)(?=.*p2_small_array\*\*: CellCrash: this cell ended the sandbox \(the sandbox process exited with status 0)"
+      r"(?s)(?=.*p2_small_array\*\*: CellCrash: line \d+ ended the sandbox \(the sandbox process exited with status 0)"
       r"(?=.*Not run: `Conv2d\.forward` stopped the sandbox in each of its last 7 calls)"),
     S("conv-forward-ignores-sigterm", NB1, {1: 2, 2: 0},
-      r"(?s)(?=.*p2_small_array\*\*: CellTimeout: this cell did not finish within 8 s \(an infinite loop)"
+      r"(?s)(?=.*p2_small_array\*\*: CellTimeout: line \d+ did not finish within the cell's 8 s \(an infinite loop)"
       r"(?=.*Not run: `Conv2d\.forward` stopped the sandbox in each of its last 7 calls)"),
     S("fork-bomb", NB3, {10: 0}, r"`conv_layer_answers` is not defined",
       required=(r"FORK-BOMB forked \d+ times before fork failed",)),
@@ -217,7 +220,8 @@ SCENARIOS = [
     S("deeply-nested-json", NB3, {10: 0}, UNREADABLE, raw=True),
     S("nbformat-v3", NB3, {}, r"Autograded score: 6 / 6", raw=True),
     S("non-utf8", NB3, {}, r"the file is not valid UTF-8; undecodable bytes were replaced", raw=True),
-    S("mangled-metadata", NB3, {}, r"code cell\(s\) you added are not run", raw=True, forbidden=("MANGLED-RAN",)),
+    # Cells whose nbgrader metadata is mangled are the student's own code: they run, and cost nothing else.
+    S("mangled-metadata", NB3, {}, r"code cell\(s\) of your own were run", raw=True, required=("MANGLED-RAN",)),
     S("no-cells", NB3, {10: 0}, r"'p10_answers': the answer cell is missing", raw=True),
     S("missing-notebook", NB3, {10: 0}, r"03_theory\.ipynb is missing from the submission", remove_notebook=True),
 ]
@@ -227,7 +231,7 @@ OTHER_FIXTURES = {"zip-with-dotdot-paths", "fork-four-gigabytes"}
 # Under the per-process limit one at a time, over the sandbox's cap together: a cgroup's memory
 # limit as root, the grader's watchdog as a user without a delegated cgroup (docs/security.md).
 FORK_FOUR = S("fork-four-gigabytes", NB3, {10: 0},
-              r"p10_answers\*\*: CellCrash: this cell ended the sandbox \(the sandbox's processes together used "
+              r"p10_answers\*\*: CellCrash: line \d+ ended the sandbox \(the sandbox's processes together used "
               r"more than its memory cap of 2048 MiB \(forked children count too\), so it was stopped\)",
               required=(r"FORKED-CHILD allocating 1024 MiB",), forbidden=("FORK-FOUR-SURVIVED",))
 
