@@ -30,6 +30,7 @@ STATEMENTS = [
     ("docs/security.md", r"per submission \| (\d+) s", "SUBMISSION_SECONDS"),
     ("docs/security.md", r"CPU time \(sandbox lifetime\) \| (\d+) s", "CPU_SECONDS"),
     ("docs/hostile.md", r"by default: (\d+) s × \d+", "FIT_SECONDS"),
+    ("README.md", r"Each cell has (\d+) s", "CELLS_SECONDS"),
     ("docs/hostile.md", r"by default: \d+ s × (\d+)", "WALL_FACTOR"),
 ]
 

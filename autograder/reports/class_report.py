@@ -34,7 +34,7 @@ class Stats(namedtuple("Stats", "n mean median q1 q3 low high")):
 Finding = namedtuple("Finding", "student kind text")     # kind: "locked cell edited (checksum mismatch)", ...
 KINDS = [(("locked", "modified"), "locked cell edited (checksum mismatch)"), (("deleted",), "cell deleted or missing"),
          (("missing",), "cell deleted or missing"), (("appears", "times"), "cell duplicated"),
-         (("added are not run",), "cells added (not run)")]
+         (("of your own were run",), "cells of their own (run)")]
 # A group of one check's failure messages: its most common first line (as the students saw it), how many, who,
 # how many distinct first lines it holds (they differ in numbers, case or spacing) and its most common hint.
 MessageGroup = namedtuple("MessageGroup", "message count students variants hint")
