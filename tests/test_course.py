@@ -26,7 +26,7 @@ STATEMENTS = [
     ("docs/security.md", r"and per `predict` \| (\d+) s and \d+ s of CPU time", "FIT_SECONDS"),
     ("docs/security.md", r"and per `predict` \| \d+ s and (\d+) s of CPU time", "PREDICT_SECONDS"),
     ("docs/security.md", r"with a wall cap of (\d+) × that", "WALL_FACTOR"),
-    ("docs/security.md", r"answer cells \| (\d+) s", "CELLS_SECONDS"),
+    ("docs/security.md", r"one top-level statement at a time \| (\d+) s", "CELLS_SECONDS"),
     ("docs/security.md", r"per submission \| (\d+) s", "SUBMISSION_SECONDS"),
     ("docs/security.md", r"CPU time \(sandbox lifetime\) \| (\d+) s", "CPU_SECONDS"),
     ("docs/hostile.md", r"by default: (\d+) s × \d+", "FIT_SECONDS"),
