@@ -1,18 +1,22 @@
-"""Slow but correct is not zero: a Problem 7 classifier whose ``fit`` runs out of time is retrained on
-a small budget (``RETRAIN_IMAGES`` images, ``RETRAIN_EPOCHS`` epoch) and gets banded partial credit,
-capped at ``RETRAIN_CAP`` of each check, with a message that says why; one that never finishes keeps
-the time-limit message and 0 (autograder/checks/check_p07_classifier.py).
+"""Slow but correct is never zero, and never slow to grade: Problem 7's ladder
+(autograder/checks/check_p07_classifier.py). A probe times fits on 10, 32 and 128 images and projects
+each step's fit; a classifier goes straight to the first step it can finish (step 1: 2,000 images;
+2: 500 images, 1 epoch; 3: 100 images, 2 epochs; 4: the training logic on 10 images), each step
+below the first capped, with a message that says which limit ran out or what the probe projected,
+which step was used and its limits.
 
-* In the sandbox: the source classifier on a correct loop-based ``Conv2d`` (the catalogue's
-  ``conv_loops``), and the source classifier with a ``fit`` that loops forever. The graders cap every
-  call's limit with a small ``max_call_timeout``, which caps the fit's limit (``course.FIT_SECONDS``)
-  too: the full fit times out after ``LOOPS_CAP`` seconds and the retrain runs under the same cap.
-* In-process: the check module driven by stand-in students whose ``fit`` raises the sandbox's own
-  ``SandboxTimeout`` past a number of images (no sandbox, no training): the retrain's sample, the
-  constructor without ``epochs``, the bands and every message.
+* In the sandbox: the source classifier on the catalogue's correct loop-based ``Conv2d`` (the course
+  material's loops: step 2, its full fit never run) and on the per-pixel loop ``Conv2d`` (step 4); a
+  ``fit`` that loops forever (0, the time-limit message); the fair-under-load test.
+* In-process: the check module driven by stand-in students whose ``fit`` and ``predict`` spend a
+  simulated CPU clock (the one the probe reads), and raise the sandbox's own ``SandboxTimeout`` past
+  their limit: every step reached, the messages, the probe's decisions, a predict that runs out,
+  a fit that sleeps. What happened is asserted from the fits made and ``Training.history``, never
+  from elapsed time.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -34,15 +38,10 @@ with warnings.catch_warnings():  # its pytest.mark.check is registered by the ch
     from autograder.checks import check_p07_classifier as p7
 
 P1, P7 = "check_p01_conv2d.py", "check_p07_classifier.py"
-# The catalogue's loop-based Conv2d, with the stub's rng= keyword (the source classifier passes it):
-# about 14 s for the retrain's fit (500 images, 1 epoch) and 10 s for predict here; the full fit is 20 times the work.
-LOOPS_WITH_RNG = [("p1_conv2d", "stride=1, padding=0):", "stride=1, padding=0, *, rng=None):"),
-                  ("p1_conv2d", "np.random.randn(out_channels, in_channels, kernel_size, kernel_size)",
-                   "(np.random if rng is None else rng).standard_normal((out_channels, in_channels, kernel_size, kernel_size))")]
-LOOPS_CAP = 30.0
+# A catalogue Conv2d with the stub's rng= keyword (the source classifier passes it).
+WITH_RNG = [("p1_conv2d", "stride=1, padding=0):", "stride=1, padding=0, *, rng=None):")]
 HANG_CAP = 3.0
-RETRAINED = (f"so it was retrained on {p7.RETRAIN_IMAGES:,} images for {p7.RETRAIN_EPOCHS} epoch: your layers "
-             "are correct but too slow; vectorise Conv2d and the pooling layers (see the notebook's note on vectorising)")
+LAYERS = "If Problems 1, 4 and 6 pass, your layers are right but too slow: vectorise Conv2d"
 TIME_LIMIT = r"Time limit: `Scratch2dCNNClassifier\.fit` did not finish within {:g} s"
 
 
@@ -56,28 +55,59 @@ def shown(checks) -> str:
     return "\n".join(f"[{c.score:g}/{c.max_score:g}] {c.name} ({c.status}): {c.output}" for c in checks)
 
 
-def assert_retrained(checks, sentence: str = RETRAINED) -> float:
-    """Every Problem 7 check is scored from the retrain, at most RETRAIN_CAP of it, and says why."""
+def last_training() -> p7.Training:
+    """The Training of the last grading run (the checks' module as pytest imported it)."""
+    module = sys.modules.get("check_p07_classifier", p7)
+    return module._CACHE["training"]
+
+
+def assert_on_step(checks, step: int) -> float:
+    """Every Problem 7 check is scored from that step, at most its cap, and says why and what to do."""
+    rung = p7.RUNGS[step - 1]
     checks = problem_7(checks)
     for c in checks:
-        assert 0 < c.score <= p7.RETRAIN_CAP * c.max_score, shown(checks)
-        assert sentence in c.output, shown(checks)
+        assert 0 < c.score <= rung.cap * c.max_score + 1e-9, shown(checks)
+        assert f"(step {step} of {len(p7.RUNGS)}: fit within {rung.fit_seconds:g} s of CPU time" in c.output, shown(checks)
+        assert LAYERS in c.output and "your layers are correct" not in c.output, shown(checks)
     return sum(c.score for c in checks)
 
 
 # ----------------------------------------------------------------------------- in the sandbox
-def test_loop_based_layers_are_retrained_and_get_partial_credit(submission):
+def test_course_material_loops_go_straight_to_step_2(submission):
+    """The catalogue's conv_loops (loops over output rows, columns and filters, the batch vectorised):
+    its full fit is projected past 1.5 times its limit and never run (no sandbox restart at all);
+    step 2 gives banded partial credit; Problem 1 keeps every point."""
     code = (FIXTURES / "catalogue" / "correct" / "conv_loops.py").read_text()
-    path = submission(overrides={"p1_conv2d": code}, patches=LOOPS_WITH_RNG)
-    result = Grader(limits=Limits(max_call_timeout=LOOPS_CAP)).grade(path, select=[P1, P7])
+    path = submission(overrides={"p1_conv2d": code}, patches=WITH_RNG)
+    result = Grader().grade(path, select=[P1, P7])
     score, possible, _ = result.by_problem()[1]
     assert score == possible > 0, shown(result.checks)
-    total = assert_retrained(result.checks)
-    assert 0 < total < 15
-    for c in problem_7(result.checks):      # the limit it ran out of, as it applied here (capped)
-        assert f"did not finish training within {LOOPS_CAP:g} s of CPU time, so it was retrained" in c.output, c.output
-    box = result.sandbox["01_scratch_cnn"]
-    assert box["restarts"] == 1 and "Scratch2dCNNClassifier.fit" in box["failures"][0], box  # the full fit timed out
+    t = last_training()
+    assert t.rung.step == 2 and t.predicted == 1000, t.history
+    assert [h.split(":")[0] for h in t.history] == ["probe", "step 1", "step 2"] and "skipped" in t.history[1], t.history
+    total = assert_on_step(result.checks, 2)
+    assert 0 < total <= 7.5
+    for c in problem_7(result.checks):
+        assert re.search(r"would take about \d+ s, more than 1\.5 times its 120 s limit: it was not run", c.output), c.output
+    assert result.sandbox["01_scratch_cnn"]["restarts"] == 0, result.sandbox   # nothing ran out of time
+
+
+def test_per_pixel_loops_reach_the_training_logic_step(submission):
+    """A correct Conv2d that loops over images, filters, pixels and channels (about 1 s of CPU time
+    per image and epoch): the probe's first fit (10 images) runs out of its 6 s, steps 1 to 3 are skipped, and
+    step 4 gives 20% of each check for training logic that works: slow but correct is never zero."""
+    code = (FIXTURES / "catalogue" / "correct" / "conv_per_pixel.py").read_text()
+    path = submission(overrides={"p1_conv2d": code}, patches=WITH_RNG)
+    result = Grader().grade(path, select=[P7])
+    t = last_training()
+    assert t.rung.step == 4, t.history
+    assert "did not finish within 6 s of CPU time" in t.history[0], t.history
+    assert_on_step(result.checks, 4)
+    for c in problem_7(result.checks):
+        assert c.score == pytest.approx(p7.LOGIC_FRACTION * c.max_score), shown(result.checks)
+    accuracy = next(c for c in result.checks if "held-out accuracy" in c.name)
+    assert "The training logic works: the loss fell from" in accuracy.output, accuracy.output
+    assert result.sandbox["01_scratch_cnn"]["restarts"] == 1, result.sandbox   # the probe's time-out only
 
 
 def test_fit_that_never_returns_still_scores_0(submission):
@@ -88,7 +118,9 @@ def test_fit_that_never_returns_still_scores_0(submission):
     for c in checks:
         assert c.score == 0 and re.search(TIME_LIMIT.format(HANG_CAP), c.output), shown(checks)
         assert "retrained" not in c.output, shown(checks)
-    assert result.sandbox["01_scratch_cnn"]["restarts"] == 2  # the full fit and the retrain both timed out
+    # The probe's first fit runs out (its lower bound skips steps 1 to 3), then step 4: two time-outs.
+    assert [h for h in last_training().history if "timed out" in h] == ["step 4: fit timed out"]
+    assert result.sandbox["01_scratch_cnn"]["restarts"] == 2, result.sandbox
 
 
 # ----------------------------------------------------------------------------- fair under load
@@ -130,20 +162,63 @@ def test_a_busy_machine_does_not_change_a_grade(submission, solution_dir, tmp_pa
 
 
 # ----------------------------------------------------------------------------- in-process stand-ins
-class Standin(Student):
-    """A student whose Scratch2dCNNClassifier is a plain class here (the checks see it as they see a handle)."""
+class Clock:
+    """A simulated CPU clock: the stand-ins' fit and predict spend it, and run out of their limit
+    as the sandbox's would (``SandboxTimeout``), or sleep past its wall cap (``stall``)."""
 
-    def __init__(self, cls):
-        self._cls = cls
+    def __init__(self, stall: bool = False):
+        self.now, self.limit, self.stall = 0.0, None, stall
+
+    def read(self) -> float:
+        return self.now
+
+    @contextlib.contextmanager
+    def limited(self, seconds: float):
+        old, self.limit = self.limit, seconds
+        try:
+            yield
+        finally:
+            self.limit = old
+
+    def spend(self, seconds: float, what: str) -> None:
+        if self.stall:
+            raise SandboxTimeout(f"{what} did not finish within {4 * self.limit:.0f} s of wall time (it waited or slept: "
+                                 "it used 0 s of CPU time): look for an infinite loop or a loop that is far too slow")
+        if self.limit is not None and seconds > self.limit:
+            self.now += self.limit
+            raise SandboxTimeout(f"{what} did not finish within {self.limit:.0f} s of CPU time (its limit; a busy grading "
+                                 "machine does not count): look for an infinite loop or a loop that is far too slow")
+        self.now += seconds
+
+
+class Standin(Student):
+    """A student whose Scratch2dCNNClassifier is a plain class here (the checks see it as they see a
+    handle), on a simulated CPU clock (None: no clock, as a student whose CPU time cannot be read)."""
+
+    def __init__(self, cls, clock: Clock | None):
+        self._cls, self._clock = cls, clock
 
     def _lookup(self, name: str):
         assert name == "Scratch2dCNNClassifier", name
         return self._cls
 
+    def _time_limit(self, seconds: float):
+        return self._clock.limited(seconds) if self._clock else contextlib.nullcontext()
 
-def centroids(in_time: int | None = None, takes_epochs: bool = True, learns: bool = True):
-    """A nearest-class-mean classifier (it learns at once); ``fit`` on more than ``in_time`` images
-    stands for one that runs out of time. ``Cls.fits`` records each fit's images per class."""
+    def _cpu_clock(self):
+        return self._clock.read if self._clock else None
+
+
+def centroids(clock: Clock | None, fit_cost: float = 0.001, predict_cost: float = 0.0001, takes_epochs: bool = True,
+              learns: bool = True, loss_falls: bool = True, in_time: int | None = None, forever_from: int | None = None):
+    """A nearest-class-mean classifier (it learns at once) whose fit costs ``fit_cost`` CPU seconds
+    per image and epoch (``in_time``: a fit on more images runs out of time whatever its limit;
+    ``forever_from``: from that many images on it never ends) and predict ``predict_cost`` per image.
+    ``Cls.fits`` records each fit's images per class."""
+
+    def spend(seconds: float, what: str):
+        if clock is not None:
+            clock.spend(seconds, what)
 
     class Centroids:
         fits: list = []
@@ -155,15 +230,20 @@ def centroids(in_time: int | None = None, takes_epochs: bool = True, learns: boo
 
         def fit(self, X, y):
             type(self).fits.append(np.bincount(y, minlength=10))
-            if in_time is not None and len(X) > in_time:
+            cost = fit_cost * len(X) * self.epochs
+            if (in_time is not None and len(X) > in_time) or (forever_from is not None and len(X) >= forever_from):
+                cost = float("inf")
+            if clock is None and cost == float("inf"):
                 raise SandboxTimeout("`Scratch2dCNNClassifier.fit` did not finish within 120 s: look for an "
                                      "infinite loop or a loop that is far too slow")
+            spend(cost, "`Scratch2dCNNClassifier.fit`")
             self.means_ = np.stack([X[y == c].reshape(-1, X[0].size).mean(axis=0) for c in range(10)])
-            self.loss_history_ = [1.0] * self.epochs
+            self.loss_history_ = [2.3 - 0.1 * e if loss_falls else 2.3 for e in range(self.epochs)]
             self.accuracy_history_ = [0.8] * self.epochs
             return self
 
         def predict(self, X):
+            spend(predict_cost * len(X), "`Scratch2dCNNClassifier.predict`")
             if not learns:
                 return np.zeros(len(X), np.int64)
             flat = X.reshape(len(X), -1)
@@ -172,51 +252,154 @@ def centroids(in_time: int | None = None, takes_epochs: bool = True, learns: boo
     return Centroids
 
 
-def grade(cls):
-    results, _ = run_check_modules(lambda notebook: Standin(cls), [P7], capture="sys")
-    return problem_7(results)
+def grade(cls, clock: Clock | None):
+    results, _ = run_check_modules(lambda notebook: Standin(cls, clock), [P7], capture="sys")
+    return problem_7(results), last_training()
 
 
-def test_a_slow_fit_is_retrained_on_a_balanced_sample():
-    cls = centroids(in_time=p7.RETRAIN_IMAGES)
-    checks = grade(cls)
-    assert_retrained(checks)
-    full, retrain = cls.fits
-    assert full.sum() == 2000 and list(retrain) == [p7.RETRAIN_IMAGES // 10] * 10
-    accuracy = next(c for c in checks if "held-out accuracy" in c.name)
-    assert re.search(r"after the reduced training: \d+% of the points \(at most 50%, from 0\.\d\d; bands", accuracy.output)
-    assert all("Passed on the reduced training" in c.output for c in checks if c is not accuracy)
+def sizes(cls) -> list[int]:
+    return [int(f.sum()) for f in cls.fits]
 
 
-def test_a_constructor_without_epochs_is_retrained_with_its_default():
-    assert_retrained(grade(centroids(in_time=p7.RETRAIN_IMAGES, takes_epochs=False)),
-                     f"so it was retrained on {p7.RETRAIN_IMAGES:,} images with your default epochs")
-
-
-def test_a_retrained_classifier_that_does_not_learn_scores_0_and_says_why():
-    for c in grade(centroids(in_time=p7.RETRAIN_IMAGES, learns=False)):
-        assert c.score == 0 and re.search(r"Held-out accuracy is 0\.\d+ \(chance is 0\.10\)", c.output), c.output
-        assert "so it was retrained on" in c.output and "does not pass this check" in c.output, c.output
-
-
-def test_a_fit_that_fails_the_small_budget_too_keeps_the_time_limit_message():
-    cls = centroids(in_time=p7.RETRAIN_IMAGES // 2)
-    checks = grade(cls)
-    assert len(cls.fits) == 2
-    for c in checks:
-        assert c.score == 0 and re.search(TIME_LIMIT.format(120), c.output) and "retrained" not in c.output, shown(checks)
-
-
-def test_a_fit_in_time_is_never_retrained():
-    cls = centroids()
-    checks = grade(cls)
-    assert len(cls.fits) == 1
-    assert not any("retrain" in c.output for c in checks), shown(checks)
+def test_a_fast_classifier_is_probed_then_trained_on_step_1():
+    clock = Clock()
+    cls = centroids(clock)
+    checks, t = grade(cls, clock)
+    assert sizes(cls) == [10, 32, 128, 2000] and t.rung.step == 1 and t.predicted == 1000
+    assert not any("retrain" in c.output or "step" in c.output for c in checks), shown(checks)
     contract, histories = (c for c in checks if "held-out accuracy" not in c.name)
     assert contract.score == contract.max_score and histories.score == histories.max_score and not contract.output
 
 
-def test_retrain_bands_end_at_the_gate_under_the_cap():
-    thresholds, fractions = zip(*p7.RETRAIN_BANDS)
-    assert fractions[0] == p7.RETRAIN_CAP < 1 and thresholds[-1] == p7.GATE
-    assert list(thresholds) == sorted(thresholds, reverse=True) and list(fractions) == sorted(fractions, reverse=True)
+def test_course_material_speed_skips_the_full_fit():
+    """0.025 s per image and epoch (the course material's loops in the sandbox): the full fit would
+    take 250 s, more than 1.5 x 120 s, so it is never run; step 2 on 500 balanced images, 1 epoch."""
+    clock = Clock()
+    cls = centroids(clock, fit_cost=0.025, predict_cost=0.0055)
+    checks, t = grade(cls, clock)
+    assert sizes(cls) == [10, 32, 128, 500] and list(cls.fits[-1]) == [50] * 10
+    assert t.rung.step == 2 and t.predicted == 1000
+    assert_on_step(checks, 2)
+    accuracy = next(c for c in checks if "held-out accuracy" in c.name)
+    assert re.search(r"after the reduced training \(step 2, 1,000 held-out images\): \d+% of the points \(at most 50%, "
+                     r"from 0\.65; bands", accuracy.output), accuracy.output
+    assert "so its fit on 2,000 images (5 epochs) would take about 250 s, more than 1.5 times its 120 s limit: it was not run" \
+        in accuracy.output, accuracy.output
+    assert all("Passed on the reduced training" in c.output for c in checks if c is not accuracy)
+
+
+def test_a_fit_just_within_the_margin_is_not_cut_short():
+    """A projection of 1.4 times the limit: the full fit is run, and it finishes (no point lost)."""
+    clock = Clock()
+    cls = centroids(clock, fit_cost=0.9 * p7.FIT_SECONDS / (2000 * 5))
+    checks, t = grade(cls, clock)
+    assert sizes(cls)[-1] == 2000 and t.rung.step == 1
+    assert all("step" not in c.output for c in checks)
+
+
+def test_naive_loop_speed_reaches_step_3_and_predicts_what_its_budget_allows():
+    """0.24 s per image and epoch, 0.087 s per predicted image (CS231n's naive loops): the probe's
+    10-image fit takes 2.4 s, so the 32-image one is not tried; step 3 (100 images, 2 epochs) fits; predict runs on the held-out
+    images that fit in its 15 s, and the message says how many."""
+    clock = Clock()
+    cls = centroids(clock, fit_cost=0.24, predict_cost=0.087)
+    checks, t = grade(cls, clock)
+    assert sizes(cls) == [10, 100] and t.rung.step == 3
+    assert p7.PREDICT_FIRST < t.predicted < 1000
+    assert t.predicted * 0.087 <= p7.RUNGS[2].predict_seconds
+    assert_on_step(checks, 3)
+    accuracy = next(c for c in checks if "held-out accuracy" in c.name)
+    assert f"then predict on {t.predicted:,} held-out images within 15 s" in accuracy.output, accuracy.output
+    assert "a fit of your classifier on 10 images (1 epoch) took 2.4 s of CPU time" in accuracy.output
+
+
+def test_the_slowest_correct_classifier_gets_the_training_logic_step():
+    clock = Clock()
+    cls = centroids(clock, fit_cost=1.2, predict_cost=0.55)
+    checks, t = grade(cls, clock)
+    assert sizes(cls) == [10, 10] and t.rung.step == 4
+    for c in checks:
+        assert c.score == pytest.approx(p7.LOGIC_FRACTION * c.max_score), shown(checks)
+    assert "on this last step each check gives 20% of its points if the training logic works" in checks[0].output
+
+
+def test_training_logic_that_does_not_learn_scores_0_on_step_4():
+    clock = Clock()
+    cls = centroids(clock, fit_cost=1.2, predict_cost=0.55, loss_falls=False)
+    checks, t = grade(cls, clock)
+    assert t.rung.step == 4
+    for c in checks:
+        assert c.score == 0 and "The loss did not fall while training 3 epochs on 10 images" in c.output, shown(checks)
+        assert "does not pass this check" in c.output and LAYERS not in c.output, shown(checks)
+
+
+def test_a_predict_that_runs_out_on_step_1_is_named_and_retrained():
+    """The fit finishes, but predict on the 1,000 held-out images runs out of its 30 s: the step was
+    chosen by the projection, so the classifier goes straight to step 4; the message names predict."""
+    clock = Clock()
+    cls = centroids(clock, predict_cost=0.05)
+    checks, t = grade(cls, clock)
+    assert sizes(cls) == [10, 32, 128, 2000, 10] and t.rung.step == 4, t.history
+    assert "step 1: predict timed out" in t.history
+    assert all("predict on the 1,000 held-out images did not finish within 30 s of CPU time" in c.output for c in checks)
+
+
+def test_without_a_clock_a_slow_fit_steps_down_by_time_outs():
+    """No CPU clock (nothing to project from): the full fit runs out, then step 2 is tried, as before."""
+    cls = centroids(None, in_time=p7.RETRAIN_IMAGES)
+    checks, t = grade(cls, None)
+    assert sizes(cls) == [2000, 500] and t.rung.step == 2
+    assert_on_step(checks, 2)
+    assert all("its fit on 2,000 images did not finish within 120 s" in c.output for c in checks), shown(checks)
+
+
+def test_a_constructor_without_epochs_is_retrained_with_its_default():
+    clock = Clock()
+    cls = centroids(clock, fit_cost=0.015, takes_epochs=False)   # 150 s for the full fit: within the margin, run
+    checks, t = grade(cls, clock)
+    assert sizes(cls) == [10, 32, 2000, 500] and t.rung.step == 2, t.history
+    assert all(f"retrained on {p7.RETRAIN_IMAGES:,} images (50 of each class) with your default epochs" in c.output
+               for c in checks), shown(checks)
+
+
+def test_a_retrained_classifier_that_does_not_learn_scores_0_and_says_why():
+    clock = Clock()
+    for c in grade(centroids(clock, fit_cost=0.025, learns=False), clock)[0]:
+        assert c.score == 0 and re.search(r"Held-out accuracy is 0\.\d+ \(chance is 0\.10\)", c.output), c.output
+        assert "retrained on" in c.output and "does not pass this check" in c.output, c.output
+        assert LAYERS not in c.output, c.output
+
+
+def test_a_fit_that_sleeps_ends_the_ladder_at_the_probe():
+    clock = Clock(stall=True)
+    cls = centroids(clock)
+    checks, t = grade(cls, clock)
+    assert sizes(cls) == [10]
+    for c in checks:
+        assert c.score == 0 and "of wall time (it waited or slept" in c.output and "retrained" not in c.output, shown(checks)
+
+
+def test_a_fit_that_never_ends_tries_only_the_last_step():
+    """The probe's first fit (10 images) runs out: its lower bound skips steps 1 to 3, and step 4 runs
+    out too: 0, with the time-limit message; two fits, never all four steps."""
+    clock = Clock()
+    cls = centroids(clock, forever_from=1)
+    checks, t = grade(cls, clock)
+    assert sizes(cls) == [10, 10], t.history
+    for c in checks:
+        assert c.score == 0 and re.search(TIME_LIMIT.format(45), c.output) and "retrained" not in c.output, shown(checks)
+
+
+def test_the_steps_shrink_and_their_bands_end_at_their_gates_under_their_caps():
+    assert [r.step for r in p7.RUNGS] == [1, 2, 3, 4]
+    assert p7.RUNGS[0].images == 2000 and p7.RUNGS[0].fit_seconds == p7.FIT_SECONDS and p7.RUNGS[0].bands == p7.BANDS
+    assert p7.RUNGS[0].predict_images == 1000 and p7.RUNGS[0].predict_seconds == p7.PREDICT_SECONDS
+    work = [r.images * (r.epochs or 1) for r in p7.RUNGS[1:]]
+    assert work == sorted(work, reverse=True)
+    caps = [r.cap for r in p7.RUNGS]
+    assert caps == sorted(caps, reverse=True) and caps[0] == 1 and caps[1] <= 0.5 and caps[-1] == p7.LOGIC_FRACTION
+    for rung in p7.RUNGS[:-1]:
+        thresholds, fractions = zip(*rung.bands)
+        assert fractions[0] == rung.cap and list(thresholds) == sorted(thresholds, reverse=True)
+        assert list(fractions) == sorted(fractions, reverse=True)
+    assert p7.RUNGS[1].gate == p7.GATE and p7.MARGIN >= 1.5

@@ -1,14 +1,46 @@
 """Problem 7 (15 points): Scratch2dCNNClassifier trained on harness data, scored on held-out images.
 
-The classifier is fitted ONCE per grading run (the result is cached for the pytest session, see
-``training``): ``Scratch2dCNNClassifier(random_state=0).fit(X_train, y_train)`` on 2,000 MNIST
-images within ``course.FIT_SECONDS`` of the sandbox's CPU time (the notebook asks for well under a
-minute; CPU time, so a busy grading machine costs nothing), then ``predict`` on 1,000 held-out
-images within ``course.PREDICT_SECONDS`` of CPU time (both in ``autograder/course.py``). The held-out labels never leave this
-process; the accuracy is computed here.
+The classifier is trained ONCE per grading run (the result is cached for the pytest session, see
+``training``), on the first step of a ladder that its speed allows. The held-out labels never leave
+this process; the accuracy is computed here.
 
-Every point of this problem is gated on a held-out accuracy clearly above chance (>= 0.30), so a
-constant or random predictor scores 0 throughout. Accuracy bands (fraction of the 11 points):
+The ladder (``RUNGS``; the limits are CPU seconds of the sandbox, so a busy grading machine costs
+nothing; the first step's are ``course.FIT_SECONDS`` and ``course.PREDICT_SECONDS``):
+
+    step  training images         epochs            fit    predict                        each check
+    1     2,000 (the sample)      yours (default)   120 s  1,000 held-out, 30 s           full points
+    2     500 (50 per class)      1                  60 s  up to 1,000 held-out, 20 s     at most 50%
+    3     100 (10 per class)      2                  60 s  up to 1,000 held-out, 15 s     at most 35%
+    4     10 (1 per class)        3                  45 s  its 10 training images, 10 s   20% if the training logic works
+
+``Scratch2dCNNClassifier(random_state=0, epochs=...)`` (``epochs=`` left out on step 1, and on every
+step if the constructor does not take it). On steps 2 and 3 ``predict`` runs on as many held-out
+images as the step's predict limit allows: first on ``PREDICT_FIRST`` images, whose CPU time says how
+many more fit in the rest of the limit (a predict that cannot run on all 1,000 is scored on the
+first ones; the message says how many). Step 4 checks the training logic only: the loss falls over
+its epochs (``loss_history_``) and ``predict`` gives labels 0..9 for its training images.
+
+Seeing slowness early (``probe``): before step 1, the classifier is fitted for one epoch on 10, then
+32, then 128 images of the training sample (``PROBE_IMAGES``; each fit only if the one before projects
+it within ``PROBE_SECONDS``, 6 s of CPU time, its limit), and the sandbox's CPU time of each fit is
+read. A fixed cost plus a cost per image and epoch, fitted to the 32- and 128-image fits (whole
+batches, for the usual batch sizes), or the largest fit's cost per image for a slower classifier,
+projects each step's fit (its images times its epochs; step 1 with the classifier's own ``epochs``).
+A step is skipped only when its projection is more than ``MARGIN`` (1.5) times its fit limit: a fit
+that would have finished is cut short only if the projection is wrong by that factor (a classifier
+that stops early, well before its ``epochs``, could be). A first probe that runs out of time gives a
+lower bound on the cost, used the same way. A step whose fit or predict runs out of time anyway sends
+the classifier one step down (straight to step 4 when the projection said the step fits within its limit,
+since such a classifier does not scale like its probe); a fit that waits or sleeps (its time limit ends on the
+wall cap with almost no CPU time used) ends the ladder at once, with that time-out as its message and
+0. So Problem 7 uses at most about 18 + 150 + 55 = 223 s of CPU time (probes, step 1, step 4),
+whatever the classifier does; a fit that sleeps from the start costs one probe's wall cap
+(``course.WALL_FACTOR`` times 6 s). (A full fit that sleeps after its probes were quick still runs to
+the sandbox's wall cap for step 1, ``course.WALL_FACTOR`` times ``FIT_SECONDS``, then ends the ladder.)
+
+Every point of this problem is gated on a held-out accuracy clearly above chance (>= ``GATE``,
+0.30; 0.20 on step 3), so a constant or random predictor scores 0 throughout. Accuracy bands of step 1
+(fraction of the 11 points):
 
     >= 0.90: 1.0    >= 0.85: 0.85    >= 0.80: 0.7    >= 0.70: 0.5    >= 0.50: 0.3    >= 0.30: 0.1
     below 0.30: 0 (chance is 0.10)
@@ -17,13 +49,7 @@ A small from-scratch CNN (a few 3x3 filters, max-pool, one dense layer, softmax,
 about 0.9 on these images within the budget; the lower bands reward classifiers that learn but
 are under-trained or mis-tuned.
 
-Too slow, retrained (``retrain``). A classifier whose ``fit`` runs out of time (typically correct
-loop-based layers) is not scored 0 straight away: a new one is trained in the fresh sandbox on a
-small budget, ``RETRAIN_IMAGES`` training images (as many of each class) for ``RETRAIN_EPOCHS``
-epoch (``epochs=`` if its constructor takes it, else its default), under the same time limit, then
-predicts the held-out images as usual. Every check is scored from that reduced training, capped at
-``RETRAIN_CAP`` of its points, and says why. Accuracy bands after a retrain (fraction of the 11
-points):
+Step 2 (fraction of the 11 points):
 
     >= 0.65: 0.5    >= 0.55: 0.4    >= 0.45: 0.3    >= 0.35: 0.2    >= 0.30: 0.1    below 0.30: 0
 
@@ -31,14 +57,22 @@ At this budget (500 images, 1 epoch) the source classifier reaches 0.67 (0.50 to
 random states 0 to 5, 0.69 on average; 0.96 after the full fit), the catalogue's correct variants
 0.65 and 0.72: the top band is about what a good classifier learns from so little.
 
-A classifier that fails the reduced training too (another time-out, an error) keeps the first
-time-out as its message and scores 0. A classifier that finishes in time is never retrained.
+Step 3 (100 images, 2 epochs; the source classifier: 0.28 to 0.50 over random states 0 to 3):
+
+    >= 0.45: 0.35   >= 0.35: 0.3    >= 0.25: 0.25   >= 0.20: 0.2    below 0.20: 0
+
+Step 4 gives ``LOGIC_FRACTION`` (0.2) of each check when the loss falls and the labels are valid
+(the source classifier's loss falls on 10 images in 3 epochs for every random state tried, 0 to 3).
+Every message of a step below the first says which limit ran out (fit or predict) or what the
+probe projected, which step was used and its limits, and that the layers are right but slow only if
+Problems 1, 4 and 6 pass (Problem 7 alone cannot tell).
 """
 from __future__ import annotations
 
 import contextlib
 import math
 import re
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,7 +81,7 @@ import pytest
 from autograder.checks.assertions import as_array, require, short, type_name
 from autograder.course import FIT_SECONDS, PREDICT_SECONDS
 from autograder.sandbox.errors import SandboxTimeout, StudentError
-from autograder.sandbox.proxy import time_limit
+from autograder.sandbox.proxy import LocalStudent, time_limit
 
 PROBLEM = 7
 NOTEBOOK = "01_scratch_cnn"
@@ -55,11 +89,42 @@ NOTEBOOK = "01_scratch_cnn"
 GATE = 0.30
 BANDS = ((0.90, 1.0), (0.85, 0.85), (0.80, 0.7), (0.70, 0.5), (0.50, 0.3), (0.30, 0.1))
 
-# After a fit that timed out: the reduced training, and what it can earn (see the docstring).
-RETRAIN_IMAGES = 500
-RETRAIN_EPOCHS = 1
-RETRAIN_CAP = 0.5
-RETRAIN_BANDS = ((0.65, 0.5), (0.55, 0.4), (0.45, 0.3), (0.35, 0.2), (0.30, 0.1))
+
+@dataclass(frozen=True)
+class Rung:
+    """One step of the ladder (see the module's docstring)."""
+
+    step: int
+    images: int                  # training images: all of the sample on step 1, else as many per class
+    epochs: int | None           # None: the classifier's own default (step 1)
+    fit_seconds: float           # CPU seconds of the sandbox for fit
+    predict_images: int          # the most held-out images predicted (step 4: its training images)
+    predict_seconds: float       # CPU seconds for predict (all of its calls together)
+    cap: float                   # the most each check gives on this step
+    bands: tuple = ()            # (accuracy threshold, fraction); () on step 4 (the training logic only)
+
+    @property
+    def gate(self) -> float:
+        return self.bands[-1][0] if self.bands else 0.0
+
+
+LOGIC_FRACTION = 0.2
+RUNGS = (
+    Rung(1, 2000, None, FIT_SECONDS, 1000, PREDICT_SECONDS, 1.0, BANDS),
+    Rung(2, 500, 1, 60.0, 1000, 20.0, 0.5, ((0.65, 0.5), (0.55, 0.4), (0.45, 0.3), (0.35, 0.2), (0.30, 0.1))),
+    Rung(3, 100, 2, 60.0, 1000, 15.0, 0.35, ((0.45, 0.35), (0.35, 0.3), (0.25, 0.25), (0.20, 0.2))),
+    Rung(4, 10, 3, 45.0, 10, 10.0, LOGIC_FRACTION),
+)
+LOGIC = RUNGS[-1]
+# The former names of step 2 (one retrain after a time-out), kept for the notebook's text and tests.
+RETRAIN_IMAGES, RETRAIN_EPOCHS, RETRAIN_CAP, RETRAIN_BANDS = 500, 1, RUNGS[1].cap, RUNGS[1].bands
+
+PROBE_IMAGES = (10, 32, 128)  # the probe's fits, one epoch each (each only if the one before was quick enough)
+PROBE_SECONDS = 6.0          # CPU seconds for each probe fit
+MARGIN = 1.5                 # a step is skipped only when its projected fit is more than this times its limit
+PREDICT_FIRST = 50           # steps 2-3: held-out images predicted first, to time predict
+PREDICT_MARGIN = 1.5         # ... then as many more as fit in the rest of the limit, with this margin
+STALL_SHARE = 0.1            # a time-out on the wall cap with less CPU time than this share of the limit: it sleeps
 
 
 @dataclass
@@ -70,11 +135,318 @@ class Training:
     prediction_problem: str = ""                # why the predictions are not valid labels
     attributes: dict = field(default_factory=dict)
     attribute_errors: dict = field(default_factory=dict)
-    retrained: str = ""                         # after a time-out: how the reduced training ran ("" if it did not)
-    limit: str = ""                             # after a time-out: the limit it ran out of ("120 s of CPU time")
+    rung: Rung = RUNGS[0]
+    predicted: int = 0                          # held-out images predicted (step 4: training images)
+    why: str = ""                               # below step 1: why ("Your classifier's fit ... did not finish ...")
+    how: str = ""                               # below step 1: how it was trained and predicted
+    epochs_note: str = ""                       # the constructor does not take epochs=
+    history: list = field(default_factory=list)  # what happened, step by step (for tests and benchmarks)
+
+    @property
+    def retrained(self) -> bool:
+        return self.rung.step > 1
 
 
 _CACHE: dict = {"key": None, "training": None}
+
+
+# ----------------------------------------------------------------------------- the classifier's CPU time
+def cpu_clock(student):
+    """A clock of the CPU seconds the student's code uses, or None: the sandbox's processes (what its
+    training limits count), this process in nbgrader's kernel (the student's code runs here), or a
+    stand-in's own (tests)."""
+    own = getattr(student, "_cpu_clock", None)
+    if callable(own):
+        return own()
+    if isinstance(student, LocalStudent):
+        return time.process_time
+    box = getattr(student, "_sandbox", None)
+    if box is not None and hasattr(box, "child"):
+        def sandbox_cpu():
+            child = box.child
+            return child.cpu_seconds() if child is not None and hasattr(child, "cpu_seconds") else None
+        return sandbox_cpu
+    return None
+
+
+def _timed(student, seconds: float, what: str, call):
+    """``call()`` within ``seconds`` of CPU time; returns (its value, the CPU seconds it used or None).
+    In nbgrader's kernel, where nothing can stop the call, a call past its limit counts as a time-out
+    afterwards, so that both ways of grading give the same step."""
+    clock = cpu_clock(student)
+    start = clock() if clock is not None else None
+    with time_limit(student, seconds):
+        value = call()
+    end = clock() if start is not None else None
+    used = end - start if end is not None else None
+    if used is not None and used > seconds and isinstance(student, LocalStudent):
+        raise SandboxTimeout(f"{what} did not finish within {seconds:.0f} s of CPU time (its limit; it used {used:.0f} s)")
+    return value, used
+
+
+def limit_of(timeout: BaseException) -> str:
+    """The limit a time-out names ("120 s of CPU time"), as it applied."""
+    found = re.search(r"did not finish within (\d+ s(?: of (?:CPU|wall) time)?)", str(timeout))
+    return found.group(1) if found else "its time limit"
+
+
+def stalled(timeout: BaseException, seconds: float) -> bool:
+    """The call ended on its wall cap having used almost no CPU time: it sleeps or waits."""
+    found = re.search(r"of wall time \(it waited or slept: it used (\d+) s of CPU time", str(timeout))
+    return bool(found) and float(found.group(1)) <= STALL_SHARE * seconds
+
+
+# ----------------------------------------------------------------------------- samples
+def stratified(y: np.ndarray, n: int) -> np.ndarray:
+    """The indices of ``n`` images taking the classes in turn (the first of each class, then the
+    second, ...), in the sample's own (random) order: ``n // 10`` of each class when ``n`` is a
+    multiple of 10."""
+    per_class = [np.flatnonzero(y == c) for c in range(10)]
+    chosen = [idx[i] for i in range(max(len(p) for p in per_class)) for idx in per_class if i < len(idx)][:n]
+    return np.sort(np.asarray(chosen, dtype=np.int64))
+
+
+def retrain_sample(data, images: int = RETRAIN_IMAGES) -> tuple[np.ndarray, np.ndarray]:
+    """A step's training images: ``images // 10`` of each class."""
+    chosen = stratified(data.y_train, images)
+    return data.X_train[chosen], data.y_train[chosen]
+
+
+# ----------------------------------------------------------------------------- the probe
+@dataclass
+class Cost:
+    """What the probe learnt: CPU seconds = fixed + per_image * images * epochs, or a lower bound."""
+
+    fixed: float = 0.0
+    per_image: float | None = None     # None: nothing known (no clock, or the probe failed otherwise)
+    lower_bound: bool = False          # the probe ran out of time: per_image is at least this
+    default_epochs: int | None = None  # the classifier's own epochs (None: unknown, counted as 1)
+    takes_epochs: bool = True
+    text: str = ""                     # for the messages: what the probe measured
+    stall: BaseException | None = None  # the probe waited or slept past its wall cap
+
+    def projected(self, rung: Rung) -> float | None:
+        if self.per_image is None:
+            return None
+        epochs = rung.epochs if rung.epochs is not None and self.takes_epochs else (self.default_epochs or 1)
+        images = rung.images
+        return (0.0 if self.lower_bound else self.fixed) + self.per_image * images * epochs
+
+    def fits(self, rung: Rung) -> bool:
+        cost = self.projected(rung)
+        return cost is None or cost <= MARGIN * rung.fit_seconds
+
+
+def _new(student, **params):
+    """A new classifier, ``random_state=0`` and ``params`` (left out if its constructor refuses
+    them); returns it and the params it took."""
+    try:
+        return student.Scratch2dCNNClassifier(random_state=0, **params), params
+    except StudentError:
+        if not params:
+            raise
+        return student.Scratch2dCNNClassifier(random_state=0), {}
+
+
+def probe(student, data) -> Cost:
+    """Fit one epoch on 10, 32 and 128 training images (each while the last projects it within
+    ``PROBE_SECONDS``) and model the CPU time."""
+    cost = Cost()
+    if cpu_clock(student) is None:
+        return cost
+    try:
+        default = student.Scratch2dCNNClassifier(random_state=0)
+        epochs = getattr(default, "epochs")
+        cost.default_epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 else None
+    except (StudentError, AttributeError):
+        pass
+    except Exception:
+        return cost  # a time-out or crash: the ladder meets it again
+    points: list[tuple[int, float]] = []
+    for n in PROBE_IMAGES:
+        if points and points[-1][1] * n / points[-1][0] > PROBE_SECONDS:
+            break  # the larger probe would not finish: the first one is the measure
+        X, y = data.X_train[stratified(data.y_train, n)], data.y_train[stratified(data.y_train, n)]
+        try:
+            clf, params = _new(student, epochs=1)
+            cost.takes_epochs = bool(params)
+            _, used = _timed(student, PROBE_SECONDS, "`Scratch2dCNNClassifier.fit`", lambda: clf.fit(X, y))
+        except SandboxTimeout as timeout:
+            if stalled(timeout, PROBE_SECONDS):
+                cost.stall = timeout
+                return cost
+            if points:
+                break
+            epochs = 1 if cost.takes_epochs else (cost.default_epochs or 1)
+            cost.per_image, cost.lower_bound = PROBE_SECONDS / (n * epochs), True
+            cost.text = (f"a fit of your classifier on {n} images ({epochs} epoch{'s' if epochs != 1 else ''}) did not "
+                         f"finish within {PROBE_SECONDS:g} s of CPU time")
+            return cost
+        except Exception:
+            return cost  # its own error: the ladder's fit meets it and reports it
+        if used is None:
+            return cost
+        points.append((n, used))
+    epochs = 1 if cost.takes_epochs else (cost.default_epochs or 1)
+    if len(points) == 3:     # a fixed cost and a cost per image, from the two larger fits (whole batches)
+        (n1, c1), (n2, c2) = points[1:]
+        per_image = max(c2 - c1, 0.0) / ((n2 - n1) * epochs)
+        cost.fixed, cost.per_image = max(c1 - per_image * n1 * epochs, 0.0), per_image
+    else:                    # a slow fit: its largest probe, per image (its fixed cost is small beside it)
+        n1, c1 = points[-1]
+        cost.per_image = c1 / (n1 * epochs)
+    points = points[-2:]
+    cost.text = "a fit of your classifier on " + " and ".join(f"{n} images" for n, _ in points) + \
+        f" ({epochs} epoch{'s' if epochs != 1 else ''}) took " + " and ".join(f"{c:.1f} s" for _, c in points) + " of CPU time"
+    return cost
+
+
+# ----------------------------------------------------------------------------- one step
+def describe_rung(rung: Rung, images: int, epochs_taken: bool, predicted: int | None = None) -> str:
+    if rung.step == 1:
+        return "trained on the 2,000 images"
+    per = f" ({images // 10} of each class)" if images >= 10 else ""
+    epochs = (f"for {rung.epochs} epoch{'s' if rung.epochs != 1 else ''}" if epochs_taken
+              else "with your default epochs (your constructor does not take epochs=)")
+    if rung is LOGIC:
+        then = f"then predict on those {images} images within {rung.predict_seconds:g} s"
+    else:
+        shown = f"{predicted:,}" if predicted is not None else f"up to {rung.predict_images:,}"
+        then = f"then predict on {shown} held-out images within {rung.predict_seconds:g} s"
+    return (f"retrained on {images:,} images{per} {epochs} (step {rung.step} of {len(RUNGS)}: fit within "
+            f"{rung.fit_seconds:g} s of CPU time, {then})")
+
+
+def _predict_step(student, clf, X, what: str, seconds: float):
+    return _timed(student, seconds, what, lambda: clf.predict(X))
+
+
+def run_rung(student, data, rung: Rung) -> Training:
+    """Fit and predict on one step. Time-outs are raised (with ``.phase`` "fit" or "predict");
+    the student's own errors end in ``Training.error``."""
+    t = Training(rung=rung)
+    if rung.step == 1:
+        X, y = data.X_train, data.y_train
+        clf, _ = _new(student)
+        params = {}
+    else:
+        X, y = retrain_sample(data, rung.images)
+        clf, params = _new(student, epochs=rung.epochs)
+    t.epochs_note = "" if params or rung.step == 1 else " (your constructor does not take epochs=)"
+    try:
+        _timed(student, rung.fit_seconds, "`Scratch2dCNNClassifier.fit`", lambda: clf.fit(X, y))
+    except SandboxTimeout as timeout:
+        timeout.phase = "fit"
+        raise
+    try:
+        if rung.step == 1:   # exactly the notebook's mirror: one predict on the 1,000 images
+            t.predictions, _ = _predict_step(student, clf, data.X_heldout, "`Scratch2dCNNClassifier.predict`",
+                                             rung.predict_seconds)
+            truth = data.y_heldout
+        elif rung is LOGIC:
+            t.predictions, _ = _predict_step(student, clf, X, "`Scratch2dCNNClassifier.predict`", rung.predict_seconds)
+            truth = y
+        else:
+            t.predictions, truth = _predict_ladder(student, clf, data, rung)
+    except SandboxTimeout as timeout:
+        timeout.phase = "predict"
+        raise
+    except Exception as exc:  # student errors: reported by every check of this problem
+        t.error = exc
+        return t
+    t.predicted = len(truth)
+    t.how = describe_rung(rung, len(y), bool(params), t.predicted)
+    labels, t.prediction_problem = _labels(t.predictions, len(truth))
+    if labels is not None:
+        t.accuracy = float(np.mean(labels == truth))
+    for name in ("loss_history_", "accuracy_history_", "epochs"):
+        try:
+            t.attributes[name] = getattr(clf, name)
+        except Exception as exc:  # reported by the check that needs the attribute
+            t.attribute_errors[name] = exc
+    return t
+
+
+def _predict_ladder(student, clf, data, rung: Rung):
+    """Steps 2-3: predict ``PREDICT_FIRST`` held-out images, then as many more as the rest of the
+    step's predict limit allows (by the first call's CPU time); returns (labels, their true labels)."""
+    first = min(PREDICT_FIRST, rung.predict_images)
+    what = "`Scratch2dCNNClassifier.predict`"
+    head, used = _predict_step(student, clf, data.X_heldout[:first], what, rung.predict_seconds)
+    more = rung.predict_images - first
+    if used is not None and used > 0:
+        per_image = used / first
+        more = min(more, int((rung.predict_seconds - used) / (per_image * PREDICT_MARGIN)))
+    if more <= 0:
+        return head, data.y_heldout[:first]
+    left = rung.predict_seconds - (used or 0.0)
+    rest, _ = _predict_step(student, clf, data.X_heldout[first:first + more], what, left)
+    try:
+        joined = np.concatenate([as_array(head, "predict(X)").reshape(-1) if np.ndim(head) <= 1 else as_array(head, "predict(X)"),
+                                 as_array(rest, "predict(X)").reshape(-1) if np.ndim(rest) <= 1 else as_array(rest, "predict(X)")])
+    except (AssertionError, ValueError):
+        return head, data.y_heldout[:first]  # the first call's predictions are judged
+    return joined, data.y_heldout[:first + more]
+
+
+# ----------------------------------------------------------------------------- the ladder
+def _train(student, data) -> Training:
+    cost = probe(student, data)
+    if cost.stall is not None:
+        return Training(error=cost.stall, history=["probe: waited or slept"])
+    history = [f"probe: {cost.text or 'no measure'}"]
+    i = 0
+    why = ""
+    while i < len(RUNGS) and not cost.fits(RUNGS[i]):
+        if i == 0:
+            why = (f"{cost.text}, so its fit on 2,000 images{epochs_text(cost)} would take "
+                   f"{'more than' if cost.lower_bound else 'about'} {cost.projected(RUNGS[0]):.0f} s, more than "
+                   f"{MARGIN:g} times its {FIT_SECONDS:g} s limit: it was not run")
+        history.append(f"step {RUNGS[i].step}: skipped, projected {cost.projected(RUNGS[i]):.0f} s")
+        i += 1
+    i = min(i, len(RUNGS) - 1)  # step 4 is always tried
+    first_timeout: SandboxTimeout | None = None
+    while True:
+        rung = RUNGS[i]
+        try:
+            t = run_rung(student, data, rung)
+        except SandboxTimeout as timeout:
+            phase = getattr(timeout, "phase", "fit")
+            history.append(f"step {rung.step}: {phase} timed out")
+            first_timeout = first_timeout or timeout
+            seconds = rung.fit_seconds if phase == "fit" else rung.predict_seconds
+            if stalled(timeout, seconds) or rung is LOGIC:
+                return Training(error=first_timeout if not stalled(timeout, seconds) else timeout, history=history)
+            if not why:
+                why = timeout_text(rung, phase, timeout)
+            # A step whose projection was within its limit that runs out anyway: the classifier does not
+            # scale like its probe (it may never finish), so only the last step is tried. (Between the
+            # limit and MARGIN times it, running out was expected: the next step that fits is tried.)
+            projected = cost.projected(rung)
+            fit_expected = projected is not None and (phase == "predict" or projected <= rung.fit_seconds)
+            i = len(RUNGS) - 1 if fit_expected else i + 1
+            while i < len(RUNGS) - 1 and not cost.fits(RUNGS[i]):
+                i += 1
+            continue
+        except Exception as exc:  # student errors: reported by every check of this problem
+            history.append(f"step {rung.step}: {type_name(exc)}")
+            return Training(error=exc, history=history)
+        history.append(f"step {rung.step}: done")
+        t.history, t.why = history, why
+        return t
+
+
+def epochs_text(cost: Cost) -> str:
+    return f" ({cost.default_epochs} epochs)" if cost.default_epochs else ""
+
+
+def timeout_text(rung: Rung, phase: str, timeout: BaseException) -> str:
+    if phase == "fit":
+        what = "its fit on 2,000 images" if rung.step == 1 else f"its fit on step {rung.step} ({rung.images:,} images)"
+    else:
+        what = (f"predict on the {rung.predict_images:,} held-out images" if rung.step == 1
+                else f"predict on step {rung.step}")
+    return f"{what} did not finish within {limit_of(timeout)}"
 
 
 def _labels(pred, n: int) -> tuple[np.ndarray | None, str]:
@@ -99,74 +471,6 @@ def _labels(pred, n: int) -> tuple[np.ndarray | None, str]:
     return labels, ""
 
 
-def _fitted(student, X, y, **params):
-    """A new classifier, ``random_state=0`` and ``params`` (left out if its constructor refuses them),
-    fitted on X, y within FIT_SECONDS; returns it and the params it took."""
-    try:
-        clf = student.Scratch2dCNNClassifier(random_state=0, **params)
-    except StudentError:
-        if not params:
-            raise
-        clf, params = student.Scratch2dCNNClassifier(random_state=0), {}
-    with time_limit(student, FIT_SECONDS):
-        clf.fit(X, y)
-    return clf, params
-
-
-def _evaluate(student, clf, data, retrained: str = "") -> Training:
-    """Predict the held-out images; the accuracy and the attributes the checks need."""
-    t = Training(retrained=retrained)
-    try:
-        with time_limit(student, PREDICT_SECONDS):
-            t.predictions = clf.predict(data.X_heldout)
-    except Exception as exc:  # student errors and timeouts: reported by every check of this problem
-        t.error = exc
-        return t
-    labels, t.prediction_problem = _labels(t.predictions, len(data.y_heldout))
-    if labels is not None:
-        t.accuracy = float(np.mean(labels == data.y_heldout))
-    for name in ("loss_history_", "accuracy_history_", "epochs"):
-        try:
-            t.attributes[name] = getattr(clf, name)
-        except Exception as exc:  # reported by the check that needs the attribute
-            t.attribute_errors[name] = exc
-    return t
-
-
-def retrain_sample(data) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``RETRAIN_IMAGES // 10`` training images of each class, in the sample's own
-    (random) order."""
-    per_class = RETRAIN_IMAGES // 10
-    chosen = np.sort(np.concatenate([np.flatnonzero(data.y_train == c)[:per_class] for c in range(10)]))
-    return data.X_train[chosen], data.y_train[chosen]
-
-
-def retrain(student, data, timeout: SandboxTimeout) -> Training:
-    """After a fit that timed out (the sandbox has restarted): a new classifier on the reduced budget.
-    If that fails too, in any way, the time-out stands."""
-    X, y = retrain_sample(data)
-    try:
-        clf, params = _fitted(student, X, y, epochs=RETRAIN_EPOCHS)
-    except Exception:
-        return Training(error=timeout)
-    epochs = (f"for {RETRAIN_EPOCHS} epoch{'s' if RETRAIN_EPOCHS != 1 else ''}" if params
-              else "with your default epochs (your constructor does not take epochs=)")
-    t = _evaluate(student, clf, data, retrained=f"retrained on {len(y):,} images {epochs}")
-    found = re.search(r"did not finish within (\d+ s(?: of (?:CPU|wall) time)?)", str(timeout))
-    t.limit = found.group(1) if found else "its time limit"
-    return Training(error=timeout) if t.error is not None else t
-
-
-def _train(student, data) -> Training:
-    try:
-        clf, _ = _fitted(student, data.X_train, data.y_train)
-    except SandboxTimeout as timeout:
-        return retrain(student, data, timeout)
-    except Exception as exc:  # student errors: reported by every check of this problem
-        return Training(error=exc)
-    return _evaluate(student, clf, data)
-
-
 def training(student, grading_data, request) -> Training:
     """Fit and predict once per grading run: per pytest session and data set; later checks reuse the
     result. A session grades one student (the grader runs one per submission, the nbgrader bridge
@@ -184,11 +488,34 @@ def training(student, grading_data, request) -> Training:
 
 
 def gate(t: Training) -> None:
+    if t.rung is LOGIC:
+        logic(t)
+        return
     if t.accuracy is None:
         raise AssertionError(f"No held-out accuracy could be computed: {t.prediction_problem}.")
-    require(t.accuracy >= GATE,
-            f"Held-out accuracy is {t.accuracy:.3f} (chance is 0.10); the points of this problem need a classifier "
-            f"that learns (at least {GATE:.2f}).{nan_note(t)}")
+    on = f" on {t.predicted:,} held-out images" if t.retrained and t.predicted < 1000 else ""
+    require(t.accuracy >= t.rung.gate,
+            f"Held-out accuracy is {t.accuracy:.3f}{on} (chance is 0.10); the points of this problem need a classifier "
+            f"that learns (at least {t.rung.gate:.2f}).{nan_note(t)}")
+
+
+def logic(t: Training) -> None:
+    """Step 4: the training logic works (the loss falls; predict gives labels 0..9)."""
+    if t.accuracy is None or t.prediction_problem:
+        raise AssertionError(f"predict on the {t.predicted} training images did not give labels 0..9: "
+                             f"{t.prediction_problem}.")
+    losses = t.attributes.get("loss_history_")
+    try:
+        values = [float(v) for v in losses]
+    except Exception:
+        raise AssertionError("After fit, `loss_history_` is not a list of numbers, so the training logic cannot be "
+                             "checked: append the epoch's mean loss to self.loss_history_ every epoch.") from None
+    require(len(values) >= 2, f"`loss_history_` has {len(values)} entries after {LOGIC.epochs} epochs on {t.predicted} "
+                              "images: append one mean loss per epoch, so that the fall of the loss can be checked.")
+    require(all(math.isfinite(v) for v in values), f"`loss_history_` holds NaN or inf: {short(values)}.{nan_note(t)}")
+    require(values[-1] < values[0],
+            f"The loss did not fall while training {LOGIC.epochs} epochs on {t.predicted} images ({short(values)}): "
+            "check the softmax/cross-entropy gradient, the backward passes and that every layer's update runs.")
 
 
 def nan_note(t: Training) -> str:
@@ -203,22 +530,29 @@ def nan_note(t: Training) -> str:
     return ""
 
 
+VECTORISE = "vectorise Conv2d and the pooling layers (see the notebook's note on vectorising)"
+
+
 def retrain_note(t: Training) -> str:
-    """Why a check of a retrained classifier gives at most RETRAIN_CAP of its points ("" if not retrained)."""
+    """Why a check below step 1 gives at most the step's share of its points ("" on step 1)."""
     if not t.retrained:
         return ""
-    why = f" Your classifier did not finish training within {t.limit or 'its time limit'}, so it was {t.retrained}"
-    vectorise = "vectorise Conv2d and the pooling layers (see the notebook's note on vectorising)"
-    if t.accuracy is None or t.accuracy < GATE:
-        return (f"{why}, but even that classifier does not pass this check: fix what it says first (the layers' "
-                f"own problems show whether they are correct), then {vectorise}.")
-    return (f"{why}: your layers are correct but too slow; {vectorise}. "
-            f"After a retrain each check of this problem gives at most {RETRAIN_CAP:.0%} of its points.")
+    why = f" Your classifier was not graded on the full training: {t.why or 'it was too slow'}. It was {t.how}"
+    if t.rung is LOGIC:
+        share = f"on this last step each check gives {LOGIC_FRACTION:.0%} of its points if the training logic works"
+    else:
+        share = f"on this step each check gives at most {t.rung.cap:.0%} of its points"
+    try:
+        gate(t)
+    except AssertionError:
+        return (f"{why}, but even that classifier does not pass this check: fix what it says first (Problems 1, 4 and 6 "
+                f"show whether your layers are right), then {VECTORISE}.")
+    return (f"{why}; {share}. If Problems 1, 4 and 6 pass, your layers are right but too slow: {VECTORISE}.")
 
 
 @contextlib.contextmanager
 def explained(t: Training):
-    """A check's failure, with the reason for the retrain if there was one."""
+    """A check's failure, with the reason for the step below the first if there was one."""
     try:
         yield
     except AssertionError as exc:
@@ -229,16 +563,16 @@ def explained(t: Training):
 
 def award(t: Training, partial, fraction: float = 1.0, message: str = "") -> None:
     """A passed check's points: ``fraction`` of them with ``message`` (all of them and nothing to say
-    by default); after a retrain at most RETRAIN_CAP, with the reason."""
+    by default); below step 1 at most the step's cap, with the reason."""
     if t.retrained:
-        fraction = min(fraction, RETRAIN_CAP)
+        fraction = min(fraction, t.rung.cap)
         message = (message or "Passed on the reduced training.") + retrain_note(t)
     if fraction < 1.0:
         partial(fraction, message)
 
 
 def bands_text(bands) -> str:
-    """"full points from 0.90; bands 0.85 / ..." (after a retrain: "at most 50%, from ...")."""
+    """"full points from 0.90; bands 0.85 / ..." (below step 1: "at most 50%, from ...")."""
     top, fraction = bands[0]
     first = f"full points from {top:.2f}" if fraction >= 1.0 else f"at most {fraction:.0%}, from {top:.2f}"
     return f"{first}; bands " + " / ".join(f"{threshold:.2f}" for threshold, _ in bands[1:])
@@ -250,13 +584,18 @@ def check_heldout_accuracy(student, grading_data, request, partial):
     t = training(student, grading_data, request)
     with explained(t):
         gate(t)
+    if t.rung is LOGIC:
+        award(t, partial, LOGIC_FRACTION,
+              f"The training logic works: the loss fell from {float(t.attributes['loss_history_'][0]):.3f} to "
+              f"{float(t.attributes['loss_history_'][-1]):.3f} over {LOGIC.epochs} epochs on {t.predicted} images, and "
+              f"predict gives labels 0..9: {LOGIC_FRACTION:.0%} of the points (no held-out accuracy on this step).")
+        return
     note = f" ({t.prediction_problem})" if t.prediction_problem else ""
-    bands = RETRAIN_BANDS if t.retrained else BANDS
-    after = " after the reduced training" if t.retrained else ""
-    for threshold, fraction in bands:
+    after = f" after the reduced training (step {t.rung.step}, {t.predicted:,} held-out images)" if t.retrained else ""
+    for threshold, fraction in t.rung.bands:
         if t.accuracy >= threshold:
             award(t, partial, fraction, f"Held-out accuracy {t.accuracy:.3f}{after}: {fraction:.0%} of the points "
-                                        f"({bands_text(bands)}).{note}")
+                                        f"({bands_text(t.rung.bands)}).{note}")
             return
     raise AssertionError(f"Held-out accuracy is {t.accuracy:.3f}.")  # unreachable past the gate
 
