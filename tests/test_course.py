@@ -21,6 +21,12 @@ PACKAGE = ROOT / "autograder"
 STATEMENTS = [
     ("source/cnn2d/01_scratch_cnn.ipynb", r"time limit of (\d+) s", "FIT_SECONDS"),
     ("release/cnn2d/01_scratch_cnn.ipynb", r"time limit of (\d+) s", "FIT_SECONDS"),
+    ("source/cnn2d/01_scratch_cnn.ipynb", r"held-out images \(within (\d+) s of CPU", "PREDICT_SECONDS"),
+    ("source/cnn2d/01_scratch_cnn.ipynb", r"against the (\d+) s budget", "FIT_SECONDS"),
+    ("source/cnn2d/01_scratch_cnn.ipynb", r"FIT_BUDGET = (\d+) ", "FIT_SECONDS"),
+    *[(f"{folder}/cnn2d/{nb}.ipynb", r"Each cell has\s+(\d+) s", "CELLS_SECONDS")
+      for folder in ("source", "release") for nb in ("01_scratch_cnn", "02_keras", "03_theory")],
+    ("source/cnn2d/01_scratch_cnn.ipynb", r"with (\d+) s for the cell", "CELLS_SECONDS"),
     ("docs/design.md", r"time limit of (\d+) s of the sandbox's CPU time", "FIT_SECONDS"),
     ("docs/security.md", r"per call into student code \| (\d+) s", "CALL_SECONDS"),
     ("docs/security.md", r"and per `predict` \| (\d+) s and \d+ s of CPU time", "FIT_SECONDS"),
@@ -169,3 +175,55 @@ def test_readme_states_the_similarity_threshold_of_the_code():
 
     stated = re.findall(r"`--threshold` \(default ([\d.]+)", " ".join((ROOT / "README.md").read_text().split()))
     assert stated and {float(x) for x in stated} == {THRESHOLD}, (stated, THRESHOLD)
+
+
+# ----------------------------------------------------------------------------- Problem 7's numbers
+def _notebook_cells(path: Path) -> dict[str, str]:
+    cells = json.loads(path.read_text())["cells"]
+    return {c.get("id", ""): "".join(c["source"]) for c in cells}
+
+
+@pytest.mark.parametrize("folder", ["source", "release"])
+def test_problem_7_text_and_mirror_cell_state_the_grader_s_numbers(folder):
+    """The Problem 7 statement and the cell that mirrors the graded run state the sample sizes, the
+    accuracy bands and the retrain's cap of the grader: its data (grading/data.py) and its check."""
+    import inspect
+
+    from autograder.checks import check_p07_classifier as p7
+    from autograder.grading.data import grading_data
+
+    defaults = inspect.signature(grading_data).parameters
+    n_train, n_heldout = defaults["n_train"].default, defaults["n_heldout"].default
+    cells = _notebook_cells(ROOT / folder / "cnn2d" / "01_scratch_cnn.ipynb")
+    statement = " ".join(cells["p7_statement"].split())
+    bands = [(float(t), int(f) / 100) for t, f in re.findall(r"(\d\.\d\d) → (\d+)%", statement)]
+    assert bands == [(t, f) for t, f in p7.BANDS], (bands, p7.BANDS)
+    assert f"on {n_train:,} training images" in statement and f"predicts {n_heldout:,} held-out" in statement
+    assert "at most half the points" in statement and p7.RETRAIN_CAP == 0.5, \
+        "the notebook says 'at most half the points' after a retrain: update it with RETRAIN_CAP"
+    mirror = cells["01-mirror"]
+    tree = ast.parse(mirror)
+    assigned = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                if isinstance(t, ast.Name)}
+    assert [tuple(b) for b in ast.literal_eval(assigned["BANDS"])] == list(p7.BANDS)
+    assert ast.literal_eval(assigned["FIT_BUDGET"]) == course.FIT_SECONDS
+    assert f"(2_000, 1_000) if FAST" not in mirror and f"else ({n_train:_}, {n_heldout:_})" in mirror
+    assert "Scratch2dCNNClassifier(random_state=0).fit(" in mirror and "time.process_time()" in mirror
+    text = " ".join(cells["01-mirror-text"].split())
+    assert f"fitted on {n_train:,} training images" in text and f"on {n_heldout:,} test images" in text
+
+
+def test_keras_intro_states_the_lenet_check_s_training_run():
+    """02's intro says the hidden tests train LeNet 'for 2 epochs on 2,000 images': the training
+    check's own name."""
+    from autograder.checks import check_p08_lenet
+
+    named = re.search(r"after (\d+ epochs on [\d,]+ images)", inspect_source(check_p08_lenet))
+    for folder in ("source", "release"):
+        intro = " ".join(_notebook_cells(ROOT / folder / "cnn2d" / "02_keras.ipynb")["intro"].split())
+        stated = re.search(r"train your compiled model for (\d+ epochs on [\d,]+ images)", intro)
+        assert named and stated and stated.group(1) == named.group(1), (named, stated)
+
+
+def inspect_source(module) -> str:
+    return Path(module.__file__).read_text()
