@@ -196,3 +196,33 @@ def screenshot(page_or_locator, step: str, **kwargs) -> Path:
     path = ARTEFACTS / f"{step}.png"
     page_or_locator.screenshot(path=str(path), **kwargs)
     return path
+
+
+# ------------------------------------------------------------------------------------ accessibility
+# axe-core's rules for WCAG 2.0 and 2.1, levels A and AA, and its best practices (landmarks, heading
+# order, unique landmark names...). axe.min.js comes inside the pinned axe-playwright-python wheel
+# (requirements.txt): injected into the page from that file, nothing is fetched.
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+AXE_TAGS = [*WCAG_21_AA, "best-practice"]
+
+
+def axe_violations(page, tags: list[str] = AXE_TAGS) -> list[dict]:
+    """axe-core run on the page as it is now (open what should be audited first): its violations."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    options = {"runOnly": {"type": "tag", "values": list(tags)}, "resultTypes": ["violations"]}
+    response = Axe().run(page, options=options).response
+    assert response["testEngine"]["name"] == "axe-core", response["testEngine"]
+    return response["violations"]
+
+
+def describe_violations(violations: list[dict], most: int = 8) -> str:
+    """For an assertion message: each violation's rule id, impact, WCAG tags and the nodes it names."""
+    lines = []
+    for v in violations:
+        tags = [t for t in v["tags"] if t.startswith("wcag") or t == "best-practice"]
+        lines.append(f"- {v['id']} ({v['impact']}; {', '.join(tags)}): {v['help']} [{len(v['nodes'])} node(s)]")
+        for node in v["nodes"][:most]:
+            lines.append(f"    {' > '.join(map(str, node['target']))}: {node['html'][:160]}")
+            lines.append("      " + " ".join((node.get("failureSummary") or "").split())[:300])
+    return "\n".join(lines)

@@ -13,6 +13,10 @@ Debian's chromium (``/usr/bin/chromium``), driven by Playwright, does what a per
 notebooks, uses the menus and nbgrader's buttons, reads what the page shows. Every test saves a
 screenshot into build/test-artefacts/browser/ (the servers' and commands' logs go there too).
 
+The grader's own pages (a class of two graded by ``python -m autograder batch``: the students'
+feedback.html, the class report, the side-by-side similarity page) must fit the window and pass
+axe-core's WCAG 2.1 AA rules and best practices (axe.min.js from the pinned axe-playwright-python).
+
     .venv/bin/python -m pytest tests/test_browser.py -x -q
 """
 from __future__ import annotations
@@ -24,11 +28,13 @@ from urllib.parse import urlsplit
 
 import nbformat
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect, sync_playwright
 
 from autograder.assignment.solutions import BUGGY_OVERRIDES, make_submission, source_solutions
-from tests.browser_support import (ARTEFACTS, ASSIGNMENT, CHROMIUM, COURSE_ID, ROOT, Job, JupyterLab,
-                                   copy_course, launch_chromium, screenshot, shell)
+from tests.browser_support import (ARTEFACTS, ASSIGNMENT, CHROMIUM, COURSE_ID, ROOT, WCAG_21_AA, Job, JupyterLab,
+                                   axe_violations, copy_course, describe_violations, launch_chromium,
+                                   screenshot, shell)
 
 RELEASE = ROOT / "release" / ASSIGNMENT
 STUDENT = "alice"
@@ -99,14 +105,40 @@ def course(base):
     c.close()
 
 
+FULL, BUGGY = "full-solution", "three-bugs"
+# The buggy hand-in's own lines besides the three bugs: a check of its own at the end of the Flatten cell
+# that fails (the class is defined before it), and a written answer with a heading, a display formula
+# and a table wider than a phone.
+OWN_CHECK = ("\nprint('checking my Flatten')\n"
+             "assert Flatten().forward(np.zeros((2, 3, 4, 4))).shape == (2, 47), 'my own check of Flatten'\n")
+WIDE_ANSWER = ("### Small filters\n\nThree 3×3 layers see a 7×7 patch with fewer weights than one 7×7 layer:\n\n"
+               "$$3 \\cdot (3 \\cdot 3 \\cdot C^2) = 27 C^2 < 49 C^2 = 7 \\cdot 7 \\cdot C^2$$\n\n"
+               "| filters | receptive field | weights with C channels in and out | non-linearities between |\n"
+               "|---|---|---|---|\n| one 7×7 | 7×7 | 49 C² | 1 |\n| three 3×3 | 7×7 | 27 C² | 3 |\n\n"
+               "### 1×1 filters\n\nThey mix the channels at each pixel, like a small dense layer.\n")
+
+
 @pytest.fixture(scope="module", autouse=True)
-def feedback_job(base):
-    """The CLI grades a submission with three typical mistakes (its feedback page has failures to
-    show); started with the module, as it takes half a minute, and read by test 07."""
-    submission = make_submission(base / "feedback-student" / "three-bugs", overrides=BUGGY_OVERRIDES)
-    out = base / "feedback-out"
-    job = Job([str(ROOT / ".venv" / "bin" / "python"), "-m", "autograder", "grade", str(submission),
-               "--out", str(out)], cwd=base, home=base / "grader-home", log=ARTEFACTS / "cli-grade.log")
+def graded_class(base):
+    """``python -m autograder batch`` grades a class of two, as an instructor does: a full solution,
+    and a hand-in with three typical mistakes, a failing check of its own in an answer cell, an edited
+    locked test cell and a wide written answer (so its feedback page has failures, findings, a
+    traceback, printed output and boxes that scroll). Its output holds both feedback pages, the class
+    report and the pair's side-by-side similarity page (a near-copy: flagged). Started with the module,
+    as it takes about a minute, and read by tests 07 and 10-12."""
+    subs = base / "class"
+    make_submission(subs / FULL)
+    flatten = source_solutions()["01_scratch_cnn"]["p6_flatten"]
+    buggy = make_submission(subs / BUGGY, overrides={**BUGGY_OVERRIDES, "p6_flatten": flatten + OWN_CHECK,
+                                                     "p11_survey": WIDE_ANSWER})
+    nb = nbformat.read(buggy / "01_scratch_cnn.ipynb", as_version=4)
+    next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "p1_tests").source = \
+        "assert True  # my own test now"
+    nbformat.write(nb, buggy / "01_scratch_cnn.ipynb")
+    out = base / "graded"
+    job = Job([str(ROOT / ".venv" / "bin" / "python"), "-m", "autograder", "batch", str(subs), "--out", str(out),
+               "--workers", "2", "--no-gradebook"],
+              cwd=base, home=base / "grader-home", log=ARTEFACTS / "cli-batch.log")
     job.out = out
     yield job
     job.close()
@@ -443,9 +475,9 @@ def test_06_formgrader_shows_the_autograded_points(page, course, instructor_serv
     screenshot(page, "06-formgrader-submissions")
 
 
-def test_07_feedback_page_fits_an_800px_viewport(page, feedback_job):
-    feedback_job.wait()  # python -m autograder grade <three-bugs> --out <dir>
-    out = feedback_job.out
+def test_07_feedback_page_fits_an_800px_viewport(page, graded_class):
+    graded_class.wait()  # python -m autograder batch <class> --out <dir>
+    out = graded_class.out / BUGGY
     feedback = out / "feedback.html"
     assert feedback.exists(), sorted(p.name for p in out.iterdir())
     page.set_viewport_size({"width": 800, "height": 900})
@@ -520,3 +552,140 @@ def test_09_formgrader_renders_math_offline(page, course, instructor_server):
     assert math.count() >= 10, math.count()
     assert not non_local(requests), f"requests to other hosts: {non_local(requests)}"
     assert any("/static/jupyter_server_mathjax/MathJax.js" in u for u in requests), requests
+
+
+# ---------------------------------------------------------------------------------- accessibility
+# axe-core (the pinned axe-playwright-python wheel's axe.min.js) on the grader's pages, as a student and
+# an instructor open them from disk: every <details> open, at a desktop width and a phone's. Its
+# WCAG 2.0/2.1 A and AA rules and its best practices (landmarks, heading order) must find nothing.
+WIDTHS = (1280, 390)
+OPEN_ALL = "() => document.querySelectorAll('details').forEach(d => { d.open = true; })"
+# The elements that scroll: content wider or taller than the box, and an overflow that lets it scroll.
+# Each is marked data-scroller="<n>" for the keyboard test.
+SCROLLERS = """() => [...document.querySelectorAll('body *')].filter(e => {
+    const s = getComputedStyle(e);
+    return (/auto|scroll/.test(s.overflowX) && e.scrollWidth > e.clientWidth + 1)
+        || (/auto|scroll/.test(s.overflowY) && e.scrollHeight > e.clientHeight + 1);
+}).map((e, i) => { e.dataset.scroller = i;
+    return {i, tag: e.tagName.toLowerCase(), label: e.getAttribute('aria-label'), tabindex: e.getAttribute('tabindex'),
+            x: e.scrollWidth > e.clientWidth + 1, y: e.scrollHeight > e.clientHeight + 1}; })"""
+
+
+def audit(page, name: str) -> dict[int, list[dict]]:
+    """The page's axe violations at each of WIDTHS (a screenshot of each); the page stays at the last."""
+    found = {}
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.evaluate(OPEN_ALL)
+        found[width] = axe_violations(page)
+        screenshot(page, f"{name}-{width}px", full_page=True)
+    return found
+
+
+def assert_no_violations(found: dict[int, list[dict]], page_name: str) -> None:
+    bad = {w: v for w, v in found.items() if v}
+    assert not bad, f"axe-core finds accessibility violations on {page_name}:\n" + "\n".join(
+        f"at {w} px wide:\n{describe_violations(v)}" for w, v in bad.items())
+
+
+@pytest.mark.parametrize("student", ["not-graded", FULL, BUGGY])
+def test_10_feedback_page_passes_axe(page, base, graded_class, student):
+    """The student's feedback page: of a full solution, of a hand-in with failures, findings, a traceback,
+    printed output and a wide answer, and the page shown when the grader could not grade."""
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    if student == "not-graded":
+        from autograder.results.files import write_not_graded
+        feedback = write_not_graded(base / "not-graded", "TensorFlow does not import: libcuda.so missing",
+                                    "run python3 tasks.py setup", student="bob", run_id="0123")["feedback.html"]
+    else:
+        graded_class.wait()
+        feedback = graded_class.out / student / "feedback.html"
+    page.goto(feedback.as_uri())
+    page.wait_for_load_state("load")
+    headings = [squash(h) for h in page.locator("h2").all_inner_texts()]
+    if student == FULL:
+        expect(page.locator("p.score")).to_contain_text("86 / 86")
+        expect(page.locator("main")).to_contain_text("Every autograded check passed.")
+    elif student == BUGGY:  # what the audit must see: every kind of section, and the boxes that scroll
+        assert page.locator("article.check").count() >= 3, headings
+        for heading in ("About your hand-in", "Answer cells that raised an error", "What your code printed"):
+            assert any(h.startswith(heading) for h in headings), (heading, headings)
+        traceback = page.get_by_role("region", name="Traceback of 01_scratch_cnn/p6_flatten", exact=True)
+        expect(traceback).to_have_count(1)
+        assert page.get_by_role("region", name=re.compile(r"^What .* printed$")).count() >= 1
+        expect(page.get_by_role("region", name="Table 1 of your answer to Problem 11")).to_have_count(1)
+        expect(page.get_by_role("region", name="Formula 1 of your answer to Problem 11")).to_have_count(1)
+    found = audit(page, f"10-axe-feedback-{student}")
+    assert_no_violations(found, f"{student}'s feedback.html")
+    assert all(u.startswith(("file:", "data:")) for u in requests), requests  # axe-core came from the wheel
+
+    if student == BUGGY:
+        # The control, at 390 px: the same boxes without their tabindex are what axe-core flags.
+        scrollers = page.evaluate(SCROLLERS)
+        assert scrollers and all(s["tabindex"] == "0" for s in scrollers), scrollers
+        page.evaluate("() => document.querySelectorAll('[data-scroller]')"
+                      ".forEach(e => e.removeAttribute('tabindex'))")
+        flagged = axe_violations(page, WCAG_21_AA)
+        assert [v["id"] for v in flagged] == ["scrollable-region-focusable"], describe_violations(flagged)
+        assert all("data-scroller=" in n["html"] for n in flagged[0]["nodes"]), describe_violations(flagged)
+
+
+def test_11_feedback_scroll_boxes_take_the_keyboard(page, graded_class):
+    """At a phone's width, Tab reaches every box of the feedback page that scrolls (a traceback, printed
+    output, a wide table), and the arrow keys scroll it."""
+    graded_class.wait()
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.goto((graded_class.out / BUGGY / "feedback.html").as_uri())
+    page.evaluate(OPEN_ALL)
+    scrollers = page.evaluate(SCROLLERS)
+    assert len(scrollers) >= 2, scrollers
+    reached, scrolled = set(), {}
+    for _ in range(200):
+        page.keyboard.press("Tab")
+        i = page.evaluate("() => document.activeElement.dataset.scroller ?? null")
+        if page.evaluate("() => document.activeElement === document.body"):
+            break
+        if i is None or int(i) in reached:
+            continue
+        reached.add(int(i))
+        s = scrollers[int(i)]
+        key, prop = ("ArrowRight", "scrollLeft") if s["x"] else ("ArrowDown", "scrollTop")
+        before = page.evaluate(f"() => document.activeElement.{prop}")
+        page.keyboard.press(key)
+        try:  # Chromium scrolls smoothly: the position moves over a few frames
+            page.wait_for_function("([prop, before]) => document.activeElement[prop] > before",
+                                   arg=[prop, before], timeout=5 * MS)
+            scrolled[int(i)] = True
+        except PlaywrightTimeout:
+            scrolled[int(i)] = False
+    screenshot(page, "11-feedback-keyboard-390px")
+    assert reached == {s["i"] for s in scrollers}, (
+        f"Tab never reaches {[s for s in scrollers if s['i'] not in reached]}")
+    stuck = [scrollers[i] for i, ok in scrolled.items() if not ok]
+    assert not stuck, f"the arrow keys do not scroll {stuck}"
+    assert all(s["label"] for s in scrollers), scrollers
+
+
+def test_12_class_report_and_similarity_page_pass_axe(page, graded_class):
+    """The instructor's class report, then the side-by-side page of the flagged pair, reached by its link."""
+    graded_class.wait()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((graded_class.out / "report.html").as_uri())
+    page.wait_for_load_state("load")
+    # Each figure's alt text says what it shows, with the numbers the page prints.
+    alts = page.locator("main img").evaluate_all("imgs => imgs.map(i => i.alt)")
+    assert len(alts) == 3 and all(re.search(r"\d", a) for a in alts), alts
+    assert f"median {page.locator('#stat-median').inner_text()}" in alts[0], alts[0]
+    assert f"longest {page.locator('#time-max').inner_text()} s" in alts[2], alts[2]
+    assert_no_violations(audit(page, "12-axe-report"), "report.html")
+
+    link = page.locator("#similarity tr.pair a", has_text="compare")
+    expect(link).to_have_count(1)
+    link.click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith(f"/similarity/{FULL}--{BUGGY}.html"), page.url
+    expect(page.locator("h1")).to_contain_text(f"Similarity: {FULL} and {BUGGY}")
+    assert_no_violations(audit(page, "12-axe-similarity"), f"similarity/{FULL}--{BUGGY}.html")
+    assert all(u.startswith(("file:", "data:")) for u in requests), requests

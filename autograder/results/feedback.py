@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
 import re
 import secrets
 from html.parser import HTMLParser
@@ -102,7 +103,7 @@ def feedback_markdown(result: GradingResult) -> str:
 def feedback_html(result: GradingResult) -> str:
     view = _view(result)
     for a in view["answers"]:
-        a["html"] = render_answer(a["text"])
+        a["html"] = render_answer(a["text"], where=f"your answer to Problem {a['problem']}")
     return _template().render(graded=True, **view)
 
 
@@ -224,18 +225,50 @@ def _markdown():
         .disable(["link", "image", "autolink", "reference"])
 
 
-def render_answer(text: str, limit: int = 20000):
+# A wide table or display formula of an answer scrolls sideways inside its box. A box that scrolls must be
+# reachable by keyboard (WCAG 2.1.1; axe-core's scrollable-region-focusable): a region in the tab order, whose
+# label is unique on the page (a landmark), e.g. "Table 1 of your answer to Problem 9".
+WIDE_BOX = '<{tag} class="wide" role="region" tabindex="0" aria-label="{label}">'
+
+
+def render_answer(text: str, limit: int = 20000, where: str = "your answer"):
     """A written answer as safe HTML: Markdown rendered, ``$...$``/``$$...$$`` (and ``\\(...\\)``,
-    ``\\[...\\]``) as MathML. The math is cut out before Markdown sees it and put back after."""
+    ``\\[...\\]``) as MathML. The math is cut out before Markdown sees it and put back after.
+    Tables and display formulas sit in a box that scrolls (``WIDE_BOX``, labelled with ``where``); the
+    answer's own headings go under the page's "Problem N" heading (h3): h4 and below."""
     from markupsafe import Markup
 
     text = text[:limit] + (f"\n\n[... {len(text) - limit:,} more characters not shown]" if len(text) > limit else "")
-    nonce, maths = secrets.token_hex(4), []
+    nonce, maths, formulas, tables = secrets.token_hex(4), [], itertools.count(1), itertools.count(1)
 
     def cut(m: re.Match) -> str:
         display = m.group("d1") is not None or m.group("d2") is not None
-        maths.append(tex_to_mathml(next(g for g in m.groups() if g is not None).strip(), display))
+        math = tex_to_mathml(next(g for g in m.groups() if g is not None).strip(), display)
+        if display:   # a <span>: the formula may stand inside a paragraph
+            math = WIDE_BOX.format(tag="span", label=html.escape(f"Formula {next(formulas)} of {where}")) \
+                + math + "</span>"
+        maths.append(math)
         return f"MATH{nonce}X{len(maths) - 1}X"
 
+    # markdown-it escapes the student's own HTML ("html": False): every tag below is its own.
     body = _markdown().render(MATH.sub(cut, text))
+    body = re.sub("<table>", lambda m: WIDE_BOX.format(tag="div", label=html.escape(
+        f"Table {next(tables)} of {where}")) + "<table>", body).replace("</table>", "</table></div>")
+    body = _headings_under(body, 3)
     return Markup(re.sub(f"MATH{nonce}X(\\d+)X", lambda m: maths[int(m.group(1))], body))
+
+
+def _headings_under(body: str, level: int) -> str:
+    """markdown-it's headings of ``body`` moved under a heading of ``level``: the answer's levels in their
+    order of rank, from ``level + 1``, never more than one deeper than the heading before (no skipped
+    level, as a screen reader's outline expects), at most h6."""
+    rank = {n: i for i, n in enumerate(sorted({int(n) for n in re.findall(r"<h([1-6])>", body)}))}
+    last = level
+
+    def move(m: re.Match) -> str:
+        nonlocal last
+        if not m.group(1):                               # an opening tag; a closing one ends the same heading
+            last = min(6, level + 1 + rank[int(m.group(2))], last + 1)
+        return f"<{m.group(1)}h{last}>"
+
+    return re.sub(r"<(/?)h([1-6])>", move, body)
