@@ -9,6 +9,8 @@ that dtype can hold. Nothing here ever requires a dtype beyond "real numbers".
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from autograder.sandbox.errors import ENDS_CHECK, StudentError
@@ -62,6 +64,10 @@ def describe_error(exc: BaseException) -> str:
     if len(text) > 300:
         text = text[:297] + "..."
     return f"{type_name(exc)}: {text}" if text else type_name(exc)
+
+
+class CrashExplained(AssertionError):
+    """A student error reworded with its likely cause: still a crash for ``run_cases``."""
 
 
 def require(condition, message: str) -> None:
@@ -185,6 +191,30 @@ def distinct(rng: np.random.Generator, shape, low: float = -3.0, high: float = 3
     return rng.permutation(grid).reshape(shape)
 
 
+# ----------------------------------------------------------------------------- the student's cells
+def cell_error(student, cell: str) -> dict | None:
+    """The error the answer cell ``cell`` (its grade_id) raised when the sandbox ran it, as the sandbox
+    recorded it (``SandboxReport.cell_errors``: type, message, traceback), or None: it did not raise,
+    or nothing was recorded (in nbgrader's kernel the checks do not see the cells run)."""
+    box = getattr(student, "_sandbox", None)
+    errors = getattr(getattr(box, "report", None), "cell_errors", None)
+    if not isinstance(errors, dict):
+        return None
+    for name, err in errors.items():
+        if (name == cell or str(name).split("#")[0] == cell) and isinstance(err, dict):
+            return err
+    return None
+
+
+def raised_text(err: dict) -> str:
+    """"ValueError: ... (line 9)" for a recorded cell error."""
+    kind = str(err.get("type") or "an error")
+    message = " ".join(str(err.get("message") or "").split())[:300]
+    lines = re.findall(r"line (\d+)", str(err.get("traceback") or ""))
+    where = f" (line {lines[-1]})" if lines else ""
+    return f"{kind}: {message}{where}" if message else f"{kind}{where}"
+
+
 # ----------------------------------------------------------------------------- student objects
 def read_attr(obj, name: str, what: str, hint: str = ""):
     """``getattr(obj, name)`` with a student-facing message when the attribute does not exist."""
@@ -202,9 +232,12 @@ def read_attr(obj, name: str, what: str, hint: str = ""):
 def run_cases(cases, partial, what: str) -> None:
     """Run ``cases`` (pairs ``(label, fn)``); each ``fn()`` raises AssertionError (or a student
     error) on failure. All pass: return. None pass: raise the first failure. Some pass: award the
-    passing fraction through ``partial`` with the first failure as the message."""
+    passing fraction through ``partial`` with the first failure as the message. When the first
+    failure is a crash (a student error) and a later case fails otherwise (a wrong value), or the
+    reverse, the message names that second failure too: a crash must not hide a second bug."""
     failures = []
     first_exc = None
+    kinds: list[bool] = []                      # per failure: was it a crash (not an AssertionError)?
     for label, fn in cases:
         try:
             fn()
@@ -213,15 +246,20 @@ def run_cases(cases, partial, what: str) -> None:
                 raise
             if first_exc is None:
                 first_exc = exc
+            crash = not isinstance(exc, AssertionError) or isinstance(exc, CrashExplained)
             text = str(exc) if isinstance(exc, AssertionError) else describe_error(exc)
             failures.append(f"{label}: {text}")
+            kinds.append(crash)
     if not failures:
         return
+    other = next((f for f, k in zip(failures, kinds) if k != kinds[0]), None)
+    also = (f" Another case fails differently, so there is a second problem behind the first: {other}"
+            if other is not None else "")
     n = len(cases)
     if len(failures) == n:
-        if not isinstance(first_exc, AssertionError):
+        if not isinstance(first_exc, AssertionError) and not also:
             raise first_exc  # the harness words student errors itself
         more = f" (all {n} cases fail)" if n > 1 else ""
-        raise AssertionError(f"{failures[0]}{more}")
+        raise AssertionError(f"{failures[0]}{more}{also}")
     passed = n - len(failures)
-    partial(passed / n, f"{what}: {passed} of {n} cases pass. First failing case, {failures[0]}")
+    partial(passed / n, f"{what}: {passed} of {n} cases pass. First failing case, {failures[0]}{also}")

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autograder.checks.assertions import as_array, assert_close, close, read_attr, unanswered
+from autograder.checks.assertions import as_array, assert_close, cell_error, close, raised_text, read_attr, unanswered
 from autograder.checks.conv2d import make_case, verify_dweights, verify_dx, verify_forward
 
 PROBLEM = 2
@@ -140,9 +140,18 @@ def check_layer_dweights_dbiases(student, rng, oracle):
 
 
 # ----------------------------------------------------------------------------- the stated answers
+CELL = "p2_small_array"
+
+
 def stated(student, name: str):
     value = getattr(student, name)
     if unanswered(value):
+        err = cell_error(student, CELL)
+        if err is not None and err.get("type") not in ("NotImplementedError", None):
+            raise AssertionError(
+                f"`{name}` was never set: your Problem 2 answer cell raised {raised_text(err)} before it got there "
+                "(it still holds the stub's placeholder). Fix that error first: if it comes from your Conv2d, "
+                "Problem 1's checks and the three checks above say what is wrong with it.")
         raise AssertionError(f"Not implemented yet: `{name}` is still a placeholder; set it to the example's values.")
     return value
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.checks.assertions import TOL, as_array, assert_close, close, read_attr
+from autograder.checks.assertions import TOL, as_array, assert_close, close, mismatch, read_attr
 
 CROSS_CORRELATION = "you flipped the kernel: this layer is cross-correlation, weights[f, c, i, j] multiplies x[n, c, row + i, col + j] with no flip"
 
@@ -88,8 +88,42 @@ def verify_forward(student, oracle, x, w, b, s, p):
         assert_close(out, expected, "forward(x)", **TOL, lead=lead, hint="" if lead else FORWARD_FORMULA)
 
 
+def window_coverage(H: int, W: int, k: int, s: int, p: int) -> np.ndarray:
+    """(H, W): how many of the forward's windows read each input position (padding cropped)."""
+    Ho, Wo = out_size(H, k, s, p), out_size(W, k, s, p)
+    cover = np.zeros((H + 2 * p, W + 2 * p), np.int64)
+    for i in range(Ho):
+        for j in range(Wo):
+            cover[i * s:i * s + k, j * s:j * s + k] += 1
+    return cover[p:p + H, p:p + W]
+
+
+OVERLAP_ASSIGNED = ("d_x is right where a single window read the input and wrong where windows overlap: each "
+                    "window must add its contribution (d_x_padded[..., window] += ..., or np.add.at in col2im), "
+                    "not overwrite what the windows before it put there (=)")
+
+
+def overlap_lead(dx, edx, x, k: int, s: int, p: int) -> str:
+    """The classic `=` for `+=` in backward or col2im: right where one window covers the input, wrong
+    only where windows overlap ("" when that is not the pattern)."""
+    if np.shape(dx) != np.shape(edx):
+        return ""
+    wrong = mismatch(dx, edx)
+    if wrong is None:
+        return ""
+    cover = np.broadcast_to(window_coverage(x.shape[2], x.shape[3], k, s, p), wrong.shape)
+    single, overlap = cover == 1, cover > 1
+    if single.any() and overlap.any() and not wrong[single].any() and wrong[overlap].any() and not wrong[cover == 0].any():
+        return OVERLAP_ASSIGNED
+    return ""
+
+
 def dx_hint(dx, x, w, b, s, p, d, oracle) -> str:
     N, C, H, W = x.shape
+    k = w.shape[2]
+    if dx.shape == (N, C, H + 2 * p - 2, W + 2 * p - 2) and p != 1:
+        return (f"d_x has 1 row and column cropped from every side ([1:-1]), but the padding here is {p}: crop "
+                "`padding` rows and columns, d_x_padded[:, :, p:p + H, p:p + W] (nothing when padding is 0).")
     if dx.shape == (N, C, H + 2 * p, W + 2 * p) and p > 0:
         return "d_x still includes the padding: crop `padding` rows and columns from every side."
     if p == 0 and 0 in dx.shape:
@@ -130,7 +164,9 @@ def verify_dx(student, oracle, x, w, b, s, p, d):
     _, dx, (edx, _, _) = backward_layer(student, oracle, x, w, b, s, p, d)
     dx = as_array(dx, "backward(d_out) (the returned d_x)")
     if dx.shape != edx.shape or not close(dx, edx):
-        assert_close(dx, edx, "d_x returned by backward", **TOL, hint=dx_hint(dx, x, w, b, s, p, d, oracle))
+        lead = overlap_lead(dx, edx, x, w.shape[2], s, p)
+        assert_close(dx, edx, "d_x returned by backward", **TOL, lead=lead,
+                     hint="" if lead else dx_hint(dx, x, w, b, s, p, d, oracle))
 
 
 def verify_dweights(student, oracle, x, w, b, s, p, d):

@@ -7,12 +7,15 @@ check modules keep their marks, their own cases and their diagnoses.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from autograder.checks.assertions import TOL, as_array, assert_close, assert_shape, close, run_cases
+from autograder.checks.assertions import (TOL, CrashExplained, as_array, assert_close, assert_shape, close,
+                                          describe_error, is_fatal, run_cases)
+from autograder.sandbox.errors import StudentError
 from autograder.checks.oracles import pair
 
 # (x shape, pool_size, stride): the cases both layers are graded on.
@@ -73,6 +76,39 @@ def normal(rng: np.random.Generator, shape) -> np.ndarray:
     return rng.normal(size=shape)
 
 
+# ----------------------------------------------------------------------------- a crash, with its cause
+INDEXING_ERRORS = ("IndexError", "ValueError", "TypeError")
+
+
+@contextlib.contextmanager
+def named_cause(x_shape, pool, stride, what: str):
+    """A student error on a case whose pool or stride is not square (or does not divide the input)
+    is reworded with its usual cause: the height's size used for the width, or a (h, w) pair used as
+    one number. Other errors pass unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if is_fatal(exc) or not isinstance(exc, StudentError) or exc.exc_type not in INDEXING_ERRORS:
+            raise
+        (ph, pw), (sh, sw) = pool_and_stride(pool, stride)
+        causes = []
+        if isinstance(pool, tuple) or isinstance(stride, tuple):
+            causes.append(f"pool_size and stride may be (h, w) pairs, here pool_size={pool!r}, stride={stride!r}: "
+                          "take them apart, (ph, pw) = pool_size, and never use a pair as one number")
+        if (ph, sh) != (pw, sw):
+            causes.append("the window is not square here: use the pool height and row stride for rows "
+                          "(H' = (H - ph) // sh + 1, i * sh .. i * sh + ph) and the width and column stride for columns; "
+                          "an IndexError on such a case usually means one of them is used for both")
+        N, C, H, W = x_shape
+        if (H - ph) % sh or (W - pw) % sw:
+            causes.append("the windows do not cover H or W exactly here: the last rows/columns that fit no "
+                          "window are dropped, H' = (H - ph) // sh + 1")
+        if not causes:
+            raise
+        raise CrashExplained(f"{what} raised {describe_error(exc)}. On this case "
+                             + "; ".join(causes) + ".") from None
+
+
 # ----------------------------------------------------------------------------- one pooling layer
 @dataclass(frozen=True)
 class Pooling:
@@ -93,16 +129,18 @@ class Pooling:
         return factory(pool_size=pool) if stride is None else factory(pool_size=pool, stride=stride)
 
     def forward_case(self, student, x, pool, stride=None) -> None:
-        out = as_array(self.layer(student, pool, stride).forward(x), "forward(x)")
+        with named_cause(x.shape, pool, stride, "forward"):
+            out = as_array(self.layer(student, pool, stride).forward(x), "forward(x)")
         expected = self.reference(x, pool, stride)
         assert_shape(out, expected.shape, "forward(x)", hint=pool_shape_hint(out.shape, x.shape, pool, stride))
         lead = "" if close(out, expected) else self.forward_lead(out, x, pool, stride)
         assert_close(out, expected, "forward(x)", **TOL, lead=lead, hint=self.forward_hint)
 
     def backward_case(self, student, x, pool, stride, d) -> None:
-        layer = self.layer(student, pool, stride)
-        layer.forward(x)
-        dx = as_array(layer.backward(d), "backward(d_out)")
+        with named_cause(x.shape, pool, stride, "backward"):
+            layer = self.layer(student, pool, stride)
+            layer.forward(x)
+            dx = as_array(layer.backward(d), "backward(d_out)")
         expected = self.reference_grad(x, pool, stride, d)
         assert_shape(dx, x.shape, "backward(d_out)", hint="d_x has the shape of the input x.")
         lead = "" if close(dx, expected) else self.backward_lead(dx, x, pool, stride, d, expected)
