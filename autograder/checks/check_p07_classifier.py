@@ -417,8 +417,7 @@ def _train(student, data) -> Training:
             seconds = rung.fit_seconds if phase == "fit" else rung.predict_seconds
             if stalled(timeout, seconds) or rung is LOGIC:
                 return Training(error=first_timeout if not stalled(timeout, seconds) else timeout, history=history)
-            if not why:
-                why = timeout_text(rung, phase, timeout)
+            why = f"{why}; then {timeout_text(rung, phase, timeout)}" if why else timeout_text(rung, phase, timeout)
             # A step whose projection was within its limit that runs out anyway: the classifier does not
             # scale like its probe (it may never finish), so only the last step is tried. (Between the
             # limit and MARGIN times it, running out was expected: the next step that fits is tried.)
