@@ -333,6 +333,14 @@ def test_training_logic_that_does_not_learn_scores_0_on_step_4():
         assert "does not pass this check" in c.output and LAYERS not in c.output, shown(checks)
 
 
+def test_a_classifier_that_fits_none_of_its_training_images_scores_0_on_step_4():
+    clock = Clock()
+    checks, t = grade(centroids(clock, fit_cost=1.2, predict_cost=0.55, learns=False), clock)
+    assert t.rung.step == 4
+    for c in checks:
+        assert c.score == 0 and "predict labels only 10% of those same images right" in c.output, shown(checks)
+
+
 def test_a_predict_that_runs_out_on_step_1_is_named_and_retrained():
     """The fit finishes, but predict on the 1,000 held-out images runs out of its 30 s: the step was
     chosen by the projection, so the classifier goes straight to step 4; the message names predict."""
