@@ -340,6 +340,28 @@ def test_a_sandbox_that_cannot_run_any_cell_in_time_is_broken_once(boxes):
     assert b.report.restarts == 0
 
 
+def test_a_notebooks_budget_counts_only_the_time_its_sandbox_spends(boxes):
+    """Two notebooks' sandboxes, checked one after the other: while one hangs, the other's share
+    is untouched; a hang uses up only its own notebook's share."""
+    from autograder.sandbox.limits import Budget
+    limits = Limits(call_timeout=2, submission_timeout=10)
+    hangs = Sandbox([Cell("a", "def spin():\n    while True: pass")], limits=limits, label="hangs",
+                    hidden=hidden_paths(), budget=Budget(3.0, "hangs.ipynb"))
+    other = Sandbox([Cell("a", "def ok(): return 1")], limits=limits, label="other",
+                    hidden=hidden_paths(), budget=Budget(3.0, "other.ipynb"))
+    boxes += [hangs, other]
+    assert other.student().ok() == 1
+    with pytest.raises(SandboxTimeout):
+        hangs.student().spin()            # about 2 s of its 3
+    with pytest.raises(SandboxTimeout, match=r"did not finish|the time budget of 3 s for hangs\.ipynb is used up"):
+        hangs.student().spin()            # the rest of its share
+    with pytest.raises((SandboxTimeout, SandboxCrash), match=r"time budget of 3 s for hangs\.ipynb is used up"):
+        hangs.student().spin()
+    assert hangs.budget.remaining() <= 0
+    assert other.budget.remaining() > 2.0  # the other notebook's time was not spent waiting
+    assert other.student().ok() == 1
+
+
 # ----------------------------------------------------------------------------- the memory cap
 def test_the_watchdog_counts_pages_a_fork_shares_once():
     """Resident memory counts a fork's shared pages twice; the watchdog's second look (Pss) once,

@@ -215,7 +215,7 @@ def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: di
             if cell.get("cell_type") == "code" and source.strip() and source.strip() not in spec.ordinary:
                 name = f"your cell after {anchor}"
                 taken = sum(1 for c in cells if c.name == name or c.name.startswith(name + " #"))
-                cells.append(Cell(name + (f" #{taken + 1}" if taken else ""), source, added=True))
+                cells.append(Cell(name + (f" #{taken + 1}" if taken else ""), source, kind="own"))
                 added.append(cells[-1].name)
             continue
         want = specs[gid]
@@ -237,7 +237,7 @@ def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: di
                     want.kind, "the change is ignored")
                 findings.append(Finding(spec.name, gid, f"this locked {want.kind} cell was modified; {what}"))
             if want.kind == "setup" and seen[gid] == 1:
-                cells.append(Cell(gid, want.source))
+                cells.append(Cell(gid, want.source, kind="setup"))
     for gid, count in seen.items():
         if count > 1:
             findings.append(Finding(spec.name, gid, f"the cell appears {count} times"
@@ -246,7 +246,7 @@ def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: di
         if want.grade_id in seen:
             continue
         if want.kind == "setup":
-            cells.insert(0, Cell(want.grade_id, want.source))
+            cells.insert(0, Cell(want.grade_id, want.source, kind="setup"))
             findings.append(Finding(spec.name, want.grade_id, "the setup cell was deleted; the release version was run"))
         elif want.kind in ("answer", "manual"):
             findings.append(Finding(spec.name, want.grade_id, "the answer cell is missing (deleted, or its "

@@ -54,12 +54,14 @@ RESTART_CAP_FACTOR = 4
 
 @dataclass
 class Cell:
-    """One cell to run: its name (for messages), its source, and whether the student added it (a
-    cell of their own, or a cell of the release they changed) rather than it being an answer or setup cell."""
+    """One cell to run: its name (for messages), its source and its kind: ``setup`` (the release's
+    text: the course's start-up, such as importing TensorFlow, within ``Limits.start_timeout``),
+    ``answer``, or ``own`` (a cell the student added, or a release cell they changed), each within
+    ``Limits.exec_timeout``."""
 
     name: str
     source: str
-    added: bool = False
+    kind: str = "answer"
 
 
 @dataclass
@@ -120,8 +122,9 @@ class Sandbox:
                 raise SandboxCrash(f"the sandbox was restarted {self.report.restarts - 1} times after "
                                    "failures; the remaining checks of this notebook are not run")
             try:
-                self._spawn()
-                self._run_cells()
+                with self.budget.spending():
+                    self._spawn()
+                    self._run_cells()
             except SandboxError as e:
                 # The sandbox cannot start, or the submission's time is up: no check can run.
                 self._broken = f"your answer cells could not be run ({e}), so no check of this notebook can run"
@@ -154,7 +157,7 @@ class Sandbox:
             cell = self.cells[done]
             done += 1
             stop = self.cut.get(cell.name)        # run statements [0, stop) of a cut cell
-            end = time.monotonic() + self.limits.exec_timeout
+            end = time.monotonic() + self._cell_seconds(cell)
             lines: list[int] = []
             index = -1                            # statement -1: where the cell's statements start, nothing run
             while stop is None or index < stop:
@@ -163,7 +166,7 @@ class Sandbox:
                 left = end - time.monotonic()
                 line = lines[index] if 0 <= index < len(lines) else 1
                 if left <= 0:  # the statements so far used the cell's time: the rest is cut, the child lives
-                    self._cut(cell, index, line, "CellTimeout", self._timeout_text(line))
+                    self._cut(cell, index, line, "CellTimeout", self._timeout_text(cell, line))
                     break
                 try:
                     reply = self._request({"op": "exec", "name": cell.name, "source": cell.source, "statement": index},
@@ -172,7 +175,7 @@ class Sandbox:
                     if self.child is not None or self.budget.remaining() <= 0:
                         raise  # the submission's time is up (the child was not at fault): nothing can run
                     if isinstance(e, SandboxTimeout):
-                        self._cut(cell, index, line, "CellTimeout", self._timeout_text(line))
+                        self._cut(cell, index, line, "CellTimeout", self._timeout_text(cell, line))
                     else:
                         self._cut(cell, index, line, "CellCrash", f"line {line} ended the sandbox ({str(e)[:500]})")
                     # A fresh child runs the cells again, this one up to the statement that stopped it.
@@ -188,8 +191,11 @@ class Sandbox:
         errors.update(self._cut_errors)
         self.report.cell_errors = {c.name: errors[c.name] for c in self.cells if c.name in errors}
 
-    def _timeout_text(self, line: int) -> str:
-        return (f"line {line} did not finish within the cell's {self.limits.exec_timeout:.0f} s (an infinite loop, "
+    def _cell_seconds(self, cell: Cell) -> float:
+        return max(self.limits.exec_timeout, self.limits.start_timeout) if cell.kind == "setup" else self.limits.exec_timeout
+
+    def _timeout_text(self, cell: Cell, line: int) -> str:
+        return (f"line {line} did not finish within the cell's {self._cell_seconds(cell):.0f} s (an infinite loop, "
                 "a long training run or a slow test left in the cell?)")
 
     def _cut(self, cell: Cell, index: int, line: int, kind: str, what: str) -> None:
@@ -251,7 +257,7 @@ class Sandbox:
                                 wall_cap=remaining)
         else:
             deadline = Deadline(min(timeout, remaining))
-        with self._lock:
+        with self._lock, self.budget.spending():
             header = dict(header, free=self.freed[:])
             self.freed.clear()
             try:

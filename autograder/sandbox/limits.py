@@ -5,6 +5,8 @@ these declarations (``describe()``). The time limits' values live in ``autograde
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from dataclasses import dataclass, field, fields
 
@@ -103,11 +105,38 @@ class Deadline:
 
 
 class Budget:
-    """A wall-clock budget: one notebook's share of the submission's time (``what`` names it)."""
+    """The wall time one notebook's sandbox may spend (``what`` names it): its share of the
+    submission's time. Only time spent in the sandbox counts (starting it, running its cells, the
+    checks' calls into it, all inside ``spending()``), not the time it waits while the checks of
+    another notebook run, so a hang in one notebook costs none of another's share."""
 
     def __init__(self, seconds: float, what: str = "the whole submission"):
         self.seconds, self.what = seconds, what
-        self.end = time.monotonic() + seconds
+        self.spent = 0.0
+        self._since: float | None = None   # when the current spending began
+        self._depth = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def spending(self):
+        """Count the block's wall time (nested blocks once)."""
+        with self._lock:
+            if self._depth == 0:
+                self._since = time.monotonic()
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    self.spent += time.monotonic() - self._since
+                    self._since = None
+
+    def remaining(self) -> float:
+        with self._lock:
+            running = time.monotonic() - self._since if self._since is not None else 0.0
+            return self.seconds - self.spent - running
 
     @classmethod
     def for_notebook(cls, limits: "Limits", notebook: str) -> "Budget":
@@ -115,6 +144,3 @@ class Budget:
         share = course.NOTEBOOK_SHARES.get(notebook, 1.0 / max(len(course.NOTEBOOK_SHARES), 1))
         return cls(limits.submission_timeout * share, f"{notebook}.ipynb (its share of the submission's "
                                                       f"{limits.submission_timeout:.0f} s)")
-
-    def remaining(self) -> float:
-        return self.end - time.monotonic()
