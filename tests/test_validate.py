@@ -117,3 +117,52 @@ def test_autograde_of_an_unchanged_submission_warns_about_no_cell(untouched, wor
     log = proc.stdout + proc.stderr
     changed = [ln for ln in log.splitlines() if "has changed" in ln]
     assert len(changed) == 1 and "p10_tests" in changed[0], "\n".join(changed) or log[-3000:]
+
+
+# ----------------------------------------------------------------------------- Validate predicts the grade
+def _bench():
+    import importlib.util
+
+    import sys
+
+    if "bench_validate" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_validate", ROOT / "benchmarks" / "bench_validate.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench_validate"] = module   # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules["bench_validate"]
+
+
+def test_validate_names_a_stride_bug_in_problem_1_backward(work):
+    """The catalogue's conv_stride_ignored_in_backward (backward steps the windows by 1 whatever the
+    stride) loses hidden points on Problem 1's d_x and d_weights: Validate names Problem 1, and its
+    message says what was expected, what the code gave and where to look. The benchmark's proxy
+    (the setup, answer and visible cells in a fresh process) names the same problem."""
+    from tests.test_catalogue import BUG_BY_NAME
+
+    bug = BUG_BY_NAME["stride_ignored_in_backward"]
+    sub = make_submission(work / "stride-bug", overrides=bug.overrides())
+    out = validate(sub / "01_scratch_cnn.ipynb")
+    assert SUCCESS not in out, out[-3000:]
+    assert 1 in named_problems(out), out[-3000:]
+    assert re.search(r"expected: d_x \(x .*stride 2, padding 1\)", out) or \
+        re.search(r"expected: d_x \(x .*stride 3, padding 2\)", out), out[-3000:]
+    assert "your code gave:" in out and "look at: backward" in out, out[-3000:]
+    bench = _bench()
+    entry = next(e for e in bench.catalogue() if e.name == bug.name)
+    (outcome,) = bench.run([entry])
+    assert 1 in outcome.named, outcome.failed
+
+
+def test_validate_catches_the_catalogue_s_bugs_and_passes_its_correct_variants():
+    """Over the catalogue (tests/test_catalogue.py), the visible tests name the problem of at least
+    95% of the bugs (each loses hidden points on that problem) and pass every correct variant (and
+    the source solution): benchmarks/bench_validate.py's proxy of nbgrader validate, about three
+    minutes with two workers. docs/benchmarks.md has the figures."""
+    bench = _bench()
+    figures = bench.figures(bench.measure(workers=2))
+    missed = [o.entry.name for o in figures["missed"]]
+    alarms = {o.entry.name: next((w for w in o.failed.values() if w), "")[-400:] for o in figures["alarms"]}
+    assert figures["bugs"] >= 50 and figures["correct"] >= 20, figures
+    assert figures["catch_rate"] >= bench.GOAL_CATCH, f"missed: {missed}"
+    assert not alarms, f"false alarms on correct variants: {alarms}"
