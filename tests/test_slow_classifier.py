@@ -1,5 +1,5 @@
 """Slow but correct is never zero, and never slow to grade: Problem 7's ladder
-(autograder/checks/check_p07_classifier.py). A probe times fits on 10, 32 and 128 images and projects
+(autograder/checks/check_p07_classifier.py). A probe times fits on 2, 10, 32 and 128 images and projects
 each step's fit; a classifier goes straight to the first step it can finish (step 1: 2,000 images;
 2: 500 images, 1 epoch; 3: 100 images, 2 epochs; 4: the training logic on 10 images), each step
 below the first capped, with a message that says which limit ran out or what the probe projected,
@@ -94,14 +94,15 @@ def test_course_material_loops_go_straight_to_step_2(submission):
 
 def test_per_pixel_loops_reach_the_training_logic_step(submission):
     """A correct Conv2d that loops over images, filters, pixels and channels (about 1 s of CPU time
-    per image and epoch): the probe's first fit (10 images) runs out of its 6 s, steps 1 to 3 are skipped, and
+    per image and epoch): the probe's 10-image fit runs out of its 6 s, which with the 2-image one bounds
+    every step but the last: steps 1 to 3 are skipped, and
     step 4 gives 20% of each check for training logic that works: slow but correct is never zero."""
     code = (FIXTURES / "catalogue" / "correct" / "conv_per_pixel.py").read_text()
     path = submission(overrides={"p1_conv2d": code}, patches=WITH_RNG)
     result = Grader().grade(path, select=[P7])
     t = last_training()
     assert t.rung.step == 4, t.history
-    assert "did not finish within 6 s of CPU time" in t.history[0], t.history
+    assert "and one on 10 images did not finish within 6 s" in t.history[0], t.history
     assert_on_step(result.checks, 4)
     for c in problem_7(result.checks):
         assert c.score == pytest.approx(p7.LOGIC_FRACTION * c.max_score), shown(result.checks)
@@ -118,9 +119,9 @@ def test_fit_that_never_returns_still_scores_0(submission):
     for c in checks:
         assert c.score == 0 and re.search(TIME_LIMIT.format(HANG_CAP), c.output), shown(checks)
         assert "retrained" not in c.output, shown(checks)
-    # The probe's first fit runs out (its lower bound skips steps 1 to 3), then step 4: two time-outs.
-    assert [h for h in last_training().history if "timed out" in h] == ["step 4: fit timed out"]
-    assert result.sandbox["01_scratch_cnn"]["restarts"] == 2, result.sandbox
+    # The probe's 2-image fit runs out (nothing projected), then step 1, then only step 4: three time-outs.
+    assert [h for h in last_training().history if "timed out" in h] == ["step 1: fit timed out", "step 4: fit timed out"]
+    assert result.sandbox["01_scratch_cnn"]["restarts"] == 3, result.sandbox
 
 
 # ----------------------------------------------------------------------------- fair under load
@@ -210,9 +211,10 @@ class Standin(Student):
 
 
 def centroids(clock: Clock | None, fit_cost: float = 0.001, predict_cost: float = 0.0001, takes_epochs: bool = True,
-              learns: bool = True, loss_falls: bool = True, in_time: int | None = None, forever_from: int | None = None):
-    """A nearest-class-mean classifier (it learns at once) whose fit costs ``fit_cost`` CPU seconds
-    per image and epoch (``in_time``: a fit on more images runs out of time whatever its limit;
+              learns: bool = True, loss_falls: bool = True, in_time: int | None = None, forever_from: int | None = None,
+              fixed: float = 0.0):
+    """A nearest-class-mean classifier (it learns at once) whose fit costs ``fixed`` plus ``fit_cost`` CPU
+    seconds per image and epoch (``in_time``: a fit on more images runs out of time whatever its limit;
     ``forever_from``: from that many images on it never ends) and predict ``predict_cost`` per image.
     ``Cls.fits`` records each fit's images per class."""
 
@@ -230,7 +232,7 @@ def centroids(clock: Clock | None, fit_cost: float = 0.001, predict_cost: float 
 
         def fit(self, X, y):
             type(self).fits.append(np.bincount(y, minlength=10))
-            cost = fit_cost * len(X) * self.epochs
+            cost = fixed + fit_cost * len(X) * self.epochs
             if (in_time is not None and len(X) > in_time) or (forever_from is not None and len(X) >= forever_from):
                 cost = float("inf")
             if clock is None and cost == float("inf"):
@@ -265,7 +267,7 @@ def test_a_fast_classifier_is_probed_then_trained_on_step_1():
     clock = Clock()
     cls = centroids(clock)
     checks, t = grade(cls, clock)
-    assert sizes(cls) == [10, 32, 128, 2000] and t.rung.step == 1 and t.predicted == 1000
+    assert sizes(cls) == [2, 10, 32, 128, 2000] and t.rung.step == 1 and t.predicted == 1000
     assert not any("retrain" in c.output or "step" in c.output for c in checks), shown(checks)
     contract, histories = (c for c in checks if "held-out accuracy" not in c.name)
     assert contract.score == contract.max_score and histories.score == histories.max_score and not contract.output
@@ -277,7 +279,7 @@ def test_course_material_speed_skips_the_full_fit():
     clock = Clock()
     cls = centroids(clock, fit_cost=0.025, predict_cost=0.0055)
     checks, t = grade(cls, clock)
-    assert sizes(cls) == [10, 32, 128, 500] and list(cls.fits[-1]) == [50] * 10
+    assert sizes(cls) == [2, 10, 32, 128, 500] and list(cls.fits[-1]) == [50] * 10
     assert t.rung.step == 2 and t.predicted == 1000
     assert_on_step(checks, 2)
     accuracy = next(c for c in checks if "held-out accuracy" in c.name)
@@ -299,25 +301,38 @@ def test_a_fit_just_within_the_margin_is_not_cut_short():
 
 def test_naive_loop_speed_reaches_step_3_and_predicts_what_its_budget_allows():
     """0.24 s per image and epoch, 0.087 s per predicted image (CS231n's naive loops): the probe's
-    10-image fit takes 2.4 s, so the 32-image one is not tried; step 3 (100 images, 2 epochs) fits; predict runs on the held-out
-    images that fit in its 15 s, and the message says how many."""
+    32-image fit runs out of its 6 s, a lower bound with the 10-image one (2.4 s): steps 1 and 2 cannot
+    finish; step 3 (100 images, 2 epochs) is run; predict runs on the held-out images that fit in its
+    15 s, and the message says how many."""
     clock = Clock()
     cls = centroids(clock, fit_cost=0.24, predict_cost=0.087)
     checks, t = grade(cls, clock)
-    assert sizes(cls) == [10, 100] and t.rung.step == 3
+    assert sizes(cls) == [2, 10, 32, 100] and t.rung.step == 3
     assert p7.PREDICT_FIRST < t.predicted < 1000
     assert t.predicted * 0.087 <= p7.RUNGS[2].predict_seconds
     assert_on_step(checks, 3)
     accuracy = next(c for c in checks if "held-out accuracy" in c.name)
     assert f"then predict on {t.predicted:,} held-out images within 15 s" in accuracy.output, accuracy.output
-    assert "a fit of your classifier on 10 images (1 epoch) took 2.4 s of CPU time" in accuracy.output
+    assert ("a fit of your classifier on 2 images and 10 images (1 epoch) took 0.5 s and 2.4 s of CPU time, and one on "
+            "32 images did not finish within 6 s, so its fit on 2,000 images (5 epochs) would take more than") in accuracy.output
+
+
+def test_a_fit_with_a_large_fixed_cost_is_not_cut_short():
+    """8 s of CPU before any training (the fair-under-load test's classifier): even the 2-image probe
+    runs out, so nothing is projected and step 1 is run, and finishes: every point."""
+    clock = Clock()
+    cls = centroids(clock, fixed=8.0)
+    checks, t = grade(cls, clock)
+    assert sizes(cls) == [2, 2000] and t.rung.step == 1, t.history
+    assert all(c.score == c.max_score or "held-out accuracy" in c.name for c in checks), shown(checks)
+    assert not any("step" in c.output for c in checks), shown(checks)
 
 
 def test_the_slowest_correct_classifier_gets_the_training_logic_step():
     clock = Clock()
     cls = centroids(clock, fit_cost=1.2, predict_cost=0.55)
     checks, t = grade(cls, clock)
-    assert sizes(cls) == [10, 10] and t.rung.step == 4
+    assert sizes(cls) == [2, 10, 10] and t.rung.step == 4
     for c in checks:
         assert c.score == pytest.approx(p7.LOGIC_FRACTION * c.max_score), shown(checks)
     assert "on this last step each check gives 20% of its points if the training logic works" in checks[0].output
@@ -347,7 +362,7 @@ def test_a_predict_that_runs_out_on_step_1_is_named_and_retrained():
     clock = Clock()
     cls = centroids(clock, predict_cost=0.05)
     checks, t = grade(cls, clock)
-    assert sizes(cls) == [10, 32, 128, 2000, 10] and t.rung.step == 4, t.history
+    assert sizes(cls) == [2, 10, 32, 128, 2000, 10] and t.rung.step == 4, t.history
     assert "step 1: predict timed out" in t.history
     assert all("predict on the 1,000 held-out images did not finish within 30 s of CPU time" in c.output for c in checks)
 
@@ -365,7 +380,7 @@ def test_a_constructor_without_epochs_is_retrained_with_its_default():
     clock = Clock()
     cls = centroids(clock, fit_cost=0.015, takes_epochs=False)   # 150 s for the full fit: within the margin, run
     checks, t = grade(cls, clock)
-    assert sizes(cls) == [10, 32, 2000, 500] and t.rung.step == 2, t.history
+    assert sizes(cls) == [2, 10, 32, 128, 2000, 500] and t.rung.step == 2, t.history
     assert all(f"retrained on {p7.RETRAIN_IMAGES:,} images (50 of each class) with your default epochs" in c.output
                for c in checks), shown(checks)
 
@@ -382,20 +397,20 @@ def test_a_fit_that_sleeps_ends_the_ladder_at_the_probe():
     clock = Clock(stall=True)
     cls = centroids(clock)
     checks, t = grade(cls, clock)
-    assert sizes(cls) == [10]
+    assert sizes(cls) == [2]
     for c in checks:
         assert c.score == 0 and "of wall time (it waited or slept" in c.output and "retrained" not in c.output, shown(checks)
 
 
 def test_a_fit_that_never_ends_tries_only_the_last_step():
-    """The probe's first fit (10 images) runs out: its lower bound skips steps 1 to 3, and step 4 runs
-    out too: 0, with the time-limit message; two fits, never all four steps."""
+    """Even the probe's 2-image fit runs out: nothing is projected, step 1 runs out, then only step 4
+    is tried, and runs out too: 0, with the first time-out as the message; never all four steps."""
     clock = Clock()
     cls = centroids(clock, forever_from=1)
     checks, t = grade(cls, clock)
-    assert sizes(cls) == [10, 10], t.history
+    assert sizes(cls) == [2, 2000, 10], t.history
     for c in checks:
-        assert c.score == 0 and re.search(TIME_LIMIT.format(45), c.output) and "retrained" not in c.output, shown(checks)
+        assert c.score == 0 and re.search(TIME_LIMIT.format(120), c.output) and "retrained" not in c.output, shown(checks)
 
 
 def test_the_steps_shrink_and_their_bands_end_at_their_gates_under_their_caps():

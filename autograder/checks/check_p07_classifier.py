@@ -20,23 +20,26 @@ many more fit in the rest of the limit (a predict that cannot run on all 1,000 i
 first ones; the message says how many). Step 4 checks the training logic only: the loss falls over
 its epochs (``loss_history_``) and ``predict`` gives labels 0..9 for its training images.
 
-Seeing slowness early (``probe``): before step 1, the classifier is fitted for one epoch on 10, then
-32, then 128 images of the training sample (``PROBE_IMAGES``; each fit only if the one before projects
-it within ``PROBE_SECONDS``, 6 s of CPU time, its limit), and the sandbox's CPU time of each fit is
-read. A fixed cost plus a cost per image and epoch, fitted to the 32- and 128-image fits (whole
-batches, for the usual batch sizes), or the largest fit's cost per image for a slower classifier,
-projects each step's fit (its images times its epochs; step 1 with the classifier's own ``epochs``).
-A step is skipped only when its projection is more than ``MARGIN`` (1.5) times its fit limit: a fit
-that would have finished is cut short only if the projection is wrong by that factor (a classifier
-that stops early, well before its ``epochs``, could be). A first probe that runs out of time gives a
-lower bound on the cost, used the same way. A step whose fit or predict runs out of time anyway sends
-the classifier one step down (straight to step 4 when the projection said the step fits within its limit,
-since such a classifier does not scale like its probe); a fit that waits or sleeps (its time limit ends on the
-wall cap with almost no CPU time used) ends the ladder at once, with that time-out as its message and
-0. So Problem 7 uses at most about 18 + 150 + 55 = 223 s of CPU time (probes, step 1, step 4),
-whatever the classifier does; a fit that sleeps from the start costs one probe's wall cap
-(``course.WALL_FACTOR`` times 6 s). (A full fit that sleeps after its probes were quick still runs to
-the sandbox's wall cap for step 1, ``course.WALL_FACTOR`` times ``FIT_SECONDS``, then ends the ladder.)
+Seeing slowness early (``probe``): before step 1, the classifier is fitted for one epoch on 2, 10, 32
+and 128 images of the training sample (``PROBE_IMAGES``), each within ``PROBE_SECONDS`` (6 s) of CPU
+time and each only while the fit before took less than half of that, and the sandbox's CPU time of
+each fit is read. A fixed cost plus a cost per image and epoch, fitted to the two largest fits,
+projects each step's fit (its images times its epochs; step 1 with the classifier's own ``epochs``):
+a step is skipped only when that estimate is more than ``MARGIN`` (1.5) times its fit limit, so a fit
+that would have finished is cut short only if the estimate is wrong by that factor (a classifier
+that stops early, well before its ``epochs``, could be). When a probe runs out of time after a
+first one finished, the two give a lower bound on the cost per image (f + n1 p = c1, f + n2 p > 6 s),
+and a step is skipped when its bound is over its limit itself (it cannot finish). When even the
+2-image probe runs out (a large fixed cost, or a very slow fit), nothing is projected: step 1 is
+tried, then step 4. A step whose fit or predict runs out of time anyway sends the classifier down
+the ladder: straight to step 4 when the estimate said the step fits within its limit (such a
+classifier does not scale like its probe: it may never finish), else to the next step that may
+fit. A fit that waits or sleeps (its time limit ends on the wall cap with almost no CPU time used)
+ends the ladder at once, with that time-out as its message and 0. So Problem 7 uses at most about
+3 + 6 + 150 + 55 = 214 s of CPU time (probes, step 1, step 4), whatever the classifier does; a fit
+that sleeps from the start costs one probe's wall cap (``course.WALL_FACTOR`` times 6 s). (A full
+fit that sleeps after quick probes still runs to the sandbox's wall cap for step 1,
+``course.WALL_FACTOR`` times ``FIT_SECONDS``, then ends the ladder.)
 
 Every point of this problem is gated on a held-out accuracy clearly above chance (>= ``GATE``,
 0.30; 0.20 on step 3), so a constant or random predictor scores 0 throughout. Accuracy bands of step 1
@@ -121,7 +124,7 @@ LOGIC = RUNGS[-1]
 # The former names of step 2 (one retrain after a time-out), kept for the notebook's text and tests.
 RETRAIN_IMAGES, RETRAIN_EPOCHS, RETRAIN_CAP, RETRAIN_BANDS = 500, 1, RUNGS[1].cap, RUNGS[1].bands
 
-PROBE_IMAGES = (10, 32, 128)  # the probe's fits, one epoch each (each only if the one before was quick enough)
+PROBE_IMAGES = (2, 10, 32, 128)  # the probe's fits, one epoch each (see ``probe``)
 PROBE_SECONDS = 6.0          # CPU seconds for each probe fit
 MARGIN = 1.5                 # a step is skipped only when its projected fit is more than this times its limit
 PREDICT_FIRST = 50           # steps 2-3: held-out images predicted first, to time predict
@@ -217,11 +220,13 @@ def retrain_sample(data, images: int = RETRAIN_IMAGES) -> tuple[np.ndarray, np.n
 # ----------------------------------------------------------------------------- the probe
 @dataclass
 class Cost:
-    """What the probe learnt: CPU seconds = fixed + per_image * images * epochs, or a lower bound."""
+    """What the probe learnt: CPU seconds = fixed + per_image * images * epochs (an estimate), or a
+    lower bound on per_image (a probe ran out of time), or nothing."""
 
     fixed: float = 0.0
     per_image: float | None = None     # None: nothing known (no clock, or the probe failed otherwise)
-    lower_bound: bool = False          # the probe ran out of time: per_image is at least this
+    lower_bound: bool = False          # per_image is a lower bound (a probe ran out of time), fixed 0
+    unknown: bool = False              # the first (2-image) probe ran out: slow, but how is unknown
     default_epochs: int | None = None  # the classifier's own epochs (None: unknown, counted as 1)
     takes_epochs: bool = True
     text: str = ""                     # for the messages: what the probe measured
@@ -231,12 +236,13 @@ class Cost:
         if self.per_image is None:
             return None
         epochs = rung.epochs if rung.epochs is not None and self.takes_epochs else (self.default_epochs or 1)
-        images = rung.images
-        return (0.0 if self.lower_bound else self.fixed) + self.per_image * images * epochs
+        return self.fixed + self.per_image * rung.images * epochs
 
     def fits(self, rung: Rung) -> bool:
+        """Worth trying: an estimate within MARGIN times the step's limit, a lower bound within the limit
+        itself (a bound past the limit is certain to run out), or nothing known."""
         cost = self.projected(rung)
-        return cost is None or cost <= MARGIN * rung.fit_seconds
+        return cost is None or cost <= (1.0 if self.lower_bound else MARGIN) * rung.fit_seconds
 
 
 def _new(student, **params):
@@ -251,8 +257,9 @@ def _new(student, **params):
 
 
 def probe(student, data) -> Cost:
-    """Fit one epoch on 10, 32 and 128 training images (each while the last projects it within
-    ``PROBE_SECONDS``) and model the CPU time."""
+    """Fit one epoch on 2, 10, 32 and 128 training images, each while the fit before took less than
+    half of ``PROBE_SECONDS``, and model the CPU time: from the two largest fits, or, when the next
+    one ran out of time, a lower bound from the last fit and that one."""
     cost = Cost()
     if cpu_clock(student) is None:
         return cost
@@ -265,10 +272,12 @@ def probe(student, data) -> Cost:
     except Exception:
         return cost  # a time-out or crash: the ladder meets it again
     points: list[tuple[int, float]] = []
+    ran_out = 0                                  # the size of a probe that ran out of time after a first one
     for n in PROBE_IMAGES:
-        if points and points[-1][1] * n / points[-1][0] > PROBE_SECONDS:
-            break  # the larger probe would not finish: the first one is the measure
-        X, y = data.X_train[stratified(data.y_train, n)], data.y_train[stratified(data.y_train, n)]
+        if points and points[-1][1] >= PROBE_SECONDS / 2:
+            break  # the larger probe would hardly finish: the ones so far are the measure
+        chosen = stratified(data.y_train, n)
+        X, y = data.X_train[chosen], data.y_train[chosen]
         try:
             clf, params = _new(student, epochs=1)
             cost.takes_epochs = bool(params)
@@ -277,29 +286,32 @@ def probe(student, data) -> Cost:
             if stalled(timeout, PROBE_SECONDS):
                 cost.stall = timeout
                 return cost
-            if points:
-                break
-            epochs = 1 if cost.takes_epochs else (cost.default_epochs or 1)
-            cost.per_image, cost.lower_bound = PROBE_SECONDS / (n * epochs), True
-            cost.text = (f"a fit of your classifier on {n} images ({epochs} epoch{'s' if epochs != 1 else ''}) did not "
-                         f"finish within {PROBE_SECONDS:g} s of CPU time")
-            return cost
+            if not points:   # slow already on 2 images: a large fixed cost, or very slow; not projected
+                cost.unknown = True
+                cost.text = (f"a fit of your classifier on {n} images (1 epoch) did not finish within "
+                             f"{PROBE_SECONDS:g} s of CPU time")
+                return cost
+            ran_out = n
+            break
         except Exception:
             return cost  # its own error: the ladder's fit meets it and reports it
         if used is None:
             return cost
         points.append((n, used))
     epochs = 1 if cost.takes_epochs else (cost.default_epochs or 1)
-    if len(points) == 3:     # a fixed cost and a cost per image, from the two larger fits (whole batches)
-        (n1, c1), (n2, c2) = points[1:]
+    took = " and ".join(f"{n} images" for n, _ in points[-2:]) + f" ({epochs} epoch{'s' if epochs != 1 else ''}) took " + \
+        " and ".join(f"{c:.1f} s" for _, c in points[-2:]) + " of CPU time"
+    if ran_out:          # f + n1 p = c1 and f + n2 p > PROBE_SECONDS: p > (PROBE_SECONDS - c1) / (n2 - n1)
+        n1, c1 = points[-1]
+        cost.per_image = max(PROBE_SECONDS - c1, 0.0) / ((ran_out - n1) * epochs)
+        cost.lower_bound = True
+        cost.text = (f"a fit of your classifier on {took}, and one on {ran_out} images did not finish within "
+                     f"{PROBE_SECONDS:g} s")
+    else:                # a fixed cost and a cost per image and epoch, from the two largest fits
+        (n1, c1), (n2, c2) = points[-2:]
         per_image = max(c2 - c1, 0.0) / ((n2 - n1) * epochs)
         cost.fixed, cost.per_image = max(c1 - per_image * n1 * epochs, 0.0), per_image
-    else:                    # a slow fit: its largest probe, per image (its fixed cost is small beside it)
-        n1, c1 = points[-1]
-        cost.per_image = c1 / (n1 * epochs)
-    points = points[-2:]
-    cost.text = "a fit of your classifier on " + " and ".join(f"{n} images" for n, _ in points) + \
-        f" ({epochs} epoch{'s' if epochs != 1 else ''}) took " + " and ".join(f"{c:.1f} s" for _, c in points) + " of CPU time"
+        cost.text = f"a fit of your classifier on {took}"
     return cost
 
 
@@ -401,9 +413,10 @@ def _train(student, data) -> Training:
     why = ""
     while i < len(RUNGS) and not cost.fits(RUNGS[i]):
         if i == 0:
+            over = f"more than {MARGIN:g} times its" if not cost.lower_bound else "more than its"
             why = (f"{cost.text}, so its fit on 2,000 images{epochs_text(cost)} would take "
-                   f"{'more than' if cost.lower_bound else 'about'} {cost.projected(RUNGS[0]):.0f} s, more than "
-                   f"{MARGIN:g} times its {FIT_SECONDS:g} s limit: it was not run")
+                   f"{'more than' if cost.lower_bound else 'about'} {cost.projected(RUNGS[0]):.0f} s, {over} "
+                   f"{FIT_SECONDS:g} s limit: it was not run")
         history.append(f"step {RUNGS[i].step}: skipped, projected {cost.projected(RUNGS[i]):.0f} s")
         i += 1
     i = min(i, len(RUNGS) - 1)  # step 4 is always tried
@@ -420,12 +433,14 @@ def _train(student, data) -> Training:
             if stalled(timeout, seconds) or rung is LOGIC:
                 return Training(error=first_timeout if not stalled(timeout, seconds) else timeout, history=history)
             why = f"{why}; then {timeout_text(rung, phase, timeout)}" if why else timeout_text(rung, phase, timeout)
-            # A step whose projection was within its limit that runs out anyway: the classifier does not
-            # scale like its probe (it may never finish), so only the last step is tried. (Between the
-            # limit and MARGIN times it, running out was expected: the next step that fits is tried.)
+            # A step whose estimate was within its limit that runs out anyway: the classifier does not
+            # scale like its probe (it may never finish), so only the last step is tried; so too after
+            # step 1 when even the 2-image probe ran out. (Between the limit and MARGIN times it, or
+            # above a lower bound, running out was expected: the next step that may fit is tried.)
             projected = cost.projected(rung)
-            fit_expected = projected is not None and (phase == "predict" or projected <= rung.fit_seconds)
-            i = len(RUNGS) - 1 if fit_expected else i + 1
+            surprise = (projected is not None and not cost.lower_bound
+                        and (phase == "predict" or projected <= rung.fit_seconds))
+            i = len(RUNGS) - 1 if surprise or cost.unknown else i + 1
             while i < len(RUNGS) - 1 and not cost.fits(RUNGS[i]):
                 i += 1
             continue
