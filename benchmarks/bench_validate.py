@@ -132,6 +132,8 @@ def catalogue() -> list[Entry]:
     entries = [Entry(f"solution_{nb}", "correct", nb, None, {}, cells=frozenset(solutions[nb]))
                for nb in solutions]
     for bug in BUGS:
+        if bug.missed:               # the hidden checks do not catch it yet: it loses no points
+            continue
         nb = NOTEBOOK_OF[next(iter(bug.cells))]
         entries.append(Entry(bug.name, "bug", nb, bug.problem, {}, bug.overrides(), tuple(bug.patches),
                              frozenset(bug.cells)))
@@ -267,8 +269,12 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="bench-validate-", dir=ROOT / "build") as tmp:
             for o in picks:
                 real = nbgrader_validate(o.entry, Path(tmp))
-                # a bug's proxy runs only its own problem's visible cell: compare on that problem
-                same = (o.entry.problem in real) == caught(o) if o.entry.kind == "bug" else real == o.named
+                # a bug's proxy runs only its own problem's visible cell: compare on that problem; a
+                # correct entry's on the problems it runs (Problem 7 only if it changes the classifier)
+                if o.entry.kind == "bug":
+                    same = (o.entry.problem in real) == caught(o)
+                else:
+                    same = real - ({7} if "p7_classifier" not in o.entry.cells else set()) == o.named
                 print(f"nbgrader validate {o.entry.name}: names {sorted(real)}; the proxy {sorted(o.named)}"
                       f": {'agrees' if same else 'DISAGREES'}")
     return 0 if f["catch_rate"] >= GOAL_CATCH and not f["alarms"] else 1
