@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 import pytest
 
+from autograder import course
 from autograder.grading.grader import Grader
 from autograder.grading.plugin import run_check_modules
 from autograder.sandbox.errors import SandboxTimeout, StudentError
@@ -122,6 +123,27 @@ def test_fit_that_never_returns_still_scores_0(submission):
     # The probe's 2-image fit runs out (nothing projected), then step 1, then only step 4: three time-outs.
     assert [h for h in last_training().history if "timed out" in h] == ["step 1: fit timed out", "step 4: fit timed out"]
     assert result.sandbox["01_scratch_cnn"]["restarts"] == 3, result.sandbox
+
+
+def test_in_nbgrader_s_kernel_the_loops_take_the_same_step():
+    """The nbgrader bridge (the student's code in this process, no sandbox): the probe reads this
+    process's CPU time, so the course material's loops skip the full fit and score step 2 there too."""
+    import json
+
+    from autograder.assignment.solutions import solution_module
+    from autograder.nbgrader.bridge import run_checks
+
+    namespace = dict(vars(solution_module("01_scratch_cnn")))
+    code = (FIXTURES / "catalogue" / "correct" / "conv_loops.py").read_text()
+    exec(code.replace(*WITH_RNG[0][1:]), namespace)
+    cells = json.loads((course.SOURCE_DIR / "01_scratch_cnn.ipynb").read_text())["cells"]
+    classifier = next("".join(c["source"]) for c in cells
+                      if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "p7_classifier")
+    exec("\n".join(line for line in classifier.splitlines() if "### " not in line), namespace)  # its Conv2d: the loops
+    points = run_checks(7, "01_scratch_cnn", namespace, verbose=False)
+    t = last_training()
+    assert t.rung.step == 2 and "step 1: skipped" in t.history[1], t.history
+    assert 0 < float(points) <= 7.5
 
 
 # ----------------------------------------------------------------------------- fair under load
