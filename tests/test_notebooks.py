@@ -107,3 +107,21 @@ def test_source_runs_clean_with_full_points(source_run):
             report = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
             assert earned == meta(cell)["points"], f"{where}: {earned} of {meta(cell)['points']} points\n{report[-2000:]}"
     assert graded, f"{name}: no test cells ran"
+
+
+def test_problem_7_mirror_cell_reports_time_budget_and_band(source_run):
+    """The ordinary cell after Problem 7's tests mirrors the graded run; under FAST (as in Validate)
+    it fits a small sample, says so, and still prints the time against the budget and the band."""
+    import re
+
+    from autograder.course import FIT_SECONDS
+
+    name, nb = source_run
+    if name != "01_scratch_cnn":
+        pytest.skip("the mirror cell is in 01_scratch_cnn")
+    cell = next(c for c in nb.cells if c.get("id") == "01-mirror")
+    assert not errors(cell), errors(cell)
+    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    assert "FAST: a quick fit on 200 images only" in text, text[-1000:]
+    assert re.search(rf"Your fit used \d+ s of CPU of the {FIT_SECONDS:g} s budget on 200 images; accuracy on "
+                     r"200 test images (0|1)\.\d{3} -> (full points|\d+% of the accuracy points|0% of)", text), text[-1000:]
