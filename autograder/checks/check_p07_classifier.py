@@ -144,7 +144,6 @@ class Training:
     predicted: int = 0                          # held-out images predicted (step 4: training images)
     why: str = ""                               # below step 1: why ("Your classifier's fit ... did not finish ...")
     how: str = ""                               # below step 1: how it was trained and predicted
-    epochs_note: str = ""                       # the constructor does not take epochs=
     history: list = field(default_factory=list)  # what happened, step by step (for tests and benchmarks)
 
     @property
@@ -346,7 +345,6 @@ def run_rung(student, data, rung: Rung) -> Training:
     else:
         X, y = retrain_sample(data, rung.images)
         clf, params = _new(student, epochs=rung.epochs)
-    t.epochs_note = "" if params or rung.step == 1 else " (your constructor does not take epochs=)"
     try:
         _timed(student, rung.fit_seconds, "`Scratch2dCNNClassifier.fit`", lambda: clf.fit(X, y))
     except SandboxTimeout as timeout:
