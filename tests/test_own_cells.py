@@ -147,3 +147,38 @@ def test_nbgrader_autograde_and_the_cli_agree_on_a_notebook_with_cells_of_its_ow
     assert nb_points == pytest.approx(cli_points, abs=1e-3), (nb_points, cli_points)
     assert cli_points[1] == 20 and cli_points[7] == 15 and cli_points[6] < 4, cli_points
     assert {f"{NB1}/p7_classifier", f"{NB1}/your cell after 'p3_tests'"} <= set(cli.cell_errors)
+
+
+# ----------------------------------------------------------------------------- a hang costs only what depends on it
+# Each notebook's sandbox has its own share of the submission's time, counted only while it runs
+# (course.NOTEBOOK_SHARES; docs/design.md; that a hang uses up only its own share is shown in
+# tests/test_sandbox.py). Here the submission has 150 s: 01_scratch_cnn 90 s, 02_keras 45 s,
+# 03_theory 15 s; Problems 8 and 10 are checked after the hang, in shares of their own.
+SHARED = Limits(call_timeout=3, exec_timeout=8, max_call_timeout=60, wall_factor=2, submission_timeout=150)
+
+
+@pytest.mark.parametrize("scenario, hogs", [("sleep-past-budget-in-fit", 0), ("conv-forward-ignores-sigterm", 2)],
+                         ids=["fit-sleeps-quiet", "forward-ignores-sigterm-beside-two-cpu-hogs"])
+def test_a_hang_in_one_notebook_costs_no_other_notebooks_points(scenario, hogs, solution_dir, tmp_path):
+    import subprocess
+    import sys
+    from tests.test_hostile import BY_NAME, build
+
+    folder = build(BY_NAME[scenario], solution_dir, tmp_path / scenario)
+    hog = [sys.executable, "-c", "while True: pass"]
+    running = [subprocess.Popen(hog, start_new_session=True) for _ in range(hogs)]
+    try:
+        result = Grader(limits=SHARED).grade(folder, student=scenario)
+    finally:
+        for p in running:
+            p.kill()
+            p.wait()
+    points, text = scores(result), feedback_markdown(result)
+    # Problems 3 (both parts) to 6 share no code with the hang, nor do 8 and 10 (other notebooks).
+    assert {p: points[p] for p in (3, 4, 5, 6, 8, 10)} == {3: 10, 4: 10, 5: 6, 6: 4, 8: 10, 10: 6}, text
+    assert points[7] == 0
+    assert "02_keras.ipynb (its share" not in text and "03_theory.ipynb (its share" not in text
+    hang = {"sleep-past-budget-in-fit": r"`Scratch2dCNNClassifier\.fit` did not finish within \d+ s of wall time "
+                                        r"\(it waited or slept",
+            "conv-forward-ignores-sigterm": r"`Conv2d\.forward` stopped the sandbox"}[scenario]
+    assert re.search(hang, text), text   # the hang is named where it costs points
