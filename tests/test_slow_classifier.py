@@ -435,6 +435,19 @@ def test_a_fit_that_never_ends_tries_only_the_last_step():
         assert c.score == 0 and re.search(TIME_LIMIT.format(120), c.output) and "retrained" not in c.output, shown(checks)
 
 
+def test_after_two_time_outs_only_the_last_step_is_tried():
+    """A full fit projected at 1.25 times its limit is run and runs out; step 2, which the projection
+    allows, never ends: the classifier goes straight to step 4 (never through all four steps), whose
+    message names both time-outs."""
+    clock = Clock()
+    cls = centroids(clock, fit_cost=0.015, forever_from=500)
+    checks, t = grade(cls, clock)
+    assert sizes(cls) == [2, 10, 32, 128, 2000, 500, 10] and t.rung.step == 4, t.history
+    accuracy = next(c for c in checks if "held-out accuracy" in c.name)
+    assert ("its fit on 2,000 images did not finish within 120 s of CPU time; then its fit on step 2 (500 images) "
+            "did not finish within 60 s of CPU time") in accuracy.output, accuracy.output
+
+
 def test_the_steps_shrink_and_their_bands_end_at_their_gates_under_their_caps():
     assert [r.step for r in p7.RUNGS] == [1, 2, 3, 4]
     assert p7.RUNGS[0].images == 2000 and p7.RUNGS[0].fit_seconds == p7.FIT_SECONDS and p7.RUNGS[0].bands == p7.BANDS

@@ -34,10 +34,13 @@ and a step is skipped when its bound is over its limit itself (it cannot finish)
 tried, then step 4. A step whose fit or predict runs out of time anyway sends the classifier down
 the ladder: straight to step 4 when the estimate said the step fits within its limit (such a
 classifier does not scale like its probe: it may never finish), else to the next step that may
-fit. A fit that waits or sleeps (its time limit ends on the wall cap with almost no CPU time used)
-ends the ladder at once, with that time-out as its message and 0. So Problem 7 uses at most about
-3 + 6 + 150 + 55 = 214 s of CPU time (probes, step 1, step 4), whatever the classifier does; a fit
-that sleeps from the start costs one probe's wall cap (``course.WALL_FACTOR`` times 6 s). (A full
+fit, and after a second time-out straight to step 4. A fit that waits or sleeps (its time limit ends
+on the wall cap with almost no CPU time used) ends the ladder at once, with that time-out as its
+message and 0. So Problem 7 uses at most about 15 + 150 + 55 = 220 s of CPU time (probes, step 1,
+step 4) for a classifier that never finishes or does not scale like its probe, and at most about
+15 + 150 + 80 + 55 = 300 s in the worst case (step 1 ran out within its margin, step 2, which its
+projection allowed, too); a fit that sleeps from the start costs one probe's wall cap
+(``course.WALL_FACTOR`` times 6 s). (A full
 fit that sleeps after quick probes still runs to the sandbox's wall cap for step 1,
 ``course.WALL_FACTOR`` times ``FIT_SECONDS``, then ends the ladder.)
 
@@ -433,12 +436,14 @@ def _train(student, data) -> Training:
             why = f"{why}; then {timeout_text(rung, phase, timeout)}" if why else timeout_text(rung, phase, timeout)
             # A step whose estimate was within its limit that runs out anyway: the classifier does not
             # scale like its probe (it may never finish), so only the last step is tried; so too after
-            # step 1 when even the 2-image probe ran out. (Between the limit and MARGIN times it, or
-            # above a lower bound, running out was expected: the next step that may fit is tried.)
+            # step 1 when even the 2-image probe ran out, and after a second time-out. (Between the
+            # limit and MARGIN times it, or above a lower bound, running out was expected: the next
+            # step that may fit is tried.)
             projected = cost.projected(rung)
             surprise = (projected is not None and not cost.lower_bound
                         and (phase == "predict" or projected <= rung.fit_seconds))
-            i = len(RUNGS) - 1 if surprise or cost.unknown else i + 1
+            timeouts = sum("timed out" in h for h in history)
+            i = len(RUNGS) - 1 if surprise or cost.unknown or timeouts >= 2 else i + 1
             while i < len(RUNGS) - 1 and not cost.fits(RUNGS[i]):
                 i += 1
             continue
