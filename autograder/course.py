@@ -56,6 +56,10 @@ TRAINING_CAP_SECONDS = 300.0   # the most a check may raise one call's limit to 
 FIT_SECONDS = 120.0            # Problem 7's and Problem 8's fit: CPU seconds of the sandbox
 PREDICT_SECONDS = 30.0         # their predict / evaluate on the held-out images: CPU seconds
 WALL_FACTOR = 4.0              # a CPU-budgeted call's wall cap, in multiples of its CPU seconds
+# Problem 7's ladder below its first step (checks/check_p07_classifier.py): (fit, predict) CPU seconds of
+# steps 2 (500 images), 3 (100 images) and 4 (10 images); and each of the probe's timed fits before step 1.
+LADDER_SECONDS = {2: (60.0, 20.0), 3: (60.0, 15.0), 4: (45.0, 10.0)}
+PROBE_SECONDS = 6.0
 CELLS_SECONDS = 60.0           # running one answer cell (a notebook's answer cells run one by one)
 START_SECONDS = 60.0           # a sandbox child's start-up, before any student code
 SUBMISSION_SECONDS = 600.0     # every call of one submission together, split between its notebooks:

@@ -7,11 +7,13 @@ this process; the accuracy is computed here.
 The ladder (``RUNGS``; the limits are CPU seconds of the sandbox, so a busy grading machine costs
 nothing; the first step's are ``course.FIT_SECONDS`` and ``course.PREDICT_SECONDS``):
 
-    step  training images         epochs            fit    predict                        each check
-    1     2,000 (the sample)      yours (default)   120 s  1,000 held-out, 30 s           full points
-    2     500 (50 per class)      1                  60 s  up to 1,000 held-out, 20 s     at most 50%
-    3     100 (10 per class)      2                  60 s  up to 1,000 held-out, 15 s     at most 35%
-    4     10 (1 per class)        3                  45 s  its 10 training images, 10 s   20% if the training logic works
+    step  training images         epochs            fit, predict limits        predict on                each check
+    1     2,000 (the sample)      yours (default)   FIT_, PREDICT_SECONDS      1,000 held-out            full points
+    2     500 (50 per class)      1                 LADDER_SECONDS[2]          up to 1,000 held-out      at most 50%
+    3     100 (10 per class)      2                 LADDER_SECONDS[3]          up to 1,000 held-out      at most 35%
+    4     10 (1 per class)        3                 LADDER_SECONDS[4]          its 10 training images    20% if the training logic works
+
+(all in ``autograder/course.py``, the one home of every time limit)
 
 ``Scratch2dCNNClassifier(random_state=0, epochs=...)`` (``epochs=`` left out on step 1, and on every
 step if the constructor does not take it). On steps 2 and 3 ``predict`` runs on as many held-out
@@ -21,14 +23,14 @@ first ones; the message says how many). Step 4 checks the training logic only: t
 its epochs (``loss_history_``) and ``predict`` gives labels 0..9 for its training images.
 
 Seeing slowness early (``probe``): before step 1, the classifier is fitted for one epoch on 2, 10, 32
-and 128 images of the training sample (``PROBE_IMAGES``), each within ``PROBE_SECONDS`` (6 s) of CPU
+and 128 images of the training sample (``PROBE_IMAGES``), each within ``course.PROBE_SECONDS`` of CPU
 time and each only while the fit before took less than half of that, and the sandbox's CPU time of
 each fit is read. A fixed cost plus a cost per image and epoch, fitted to the two largest fits,
 projects each step's fit (its images times its epochs; step 1 with the classifier's own ``epochs``):
 a step is skipped only when that estimate is more than ``MARGIN`` (1.5) times its fit limit, so a fit
 that would have finished is cut short only if the estimate is wrong by that factor (a classifier
 that stops early, well before its ``epochs``, could be). When a probe runs out of time after a
-first one finished, the two give a lower bound on the cost per image (f + n1 p = c1, f + n2 p > 6 s),
+first one finished, the two give a lower bound on the cost per image (f + n1 p = c1, f + n2 p > PROBE_SECONDS),
 and a step is skipped when its bound is over its limit itself (it cannot finish). When even the
 2-image probe runs out (a large fixed cost, or a very slow fit), nothing is projected: step 1 is
 tried, then step 4. A step whose fit or predict runs out of time anyway sends the classifier down
@@ -36,11 +38,11 @@ the ladder: straight to step 4 when the estimate said the step fits within its l
 classifier does not scale like its probe: it may never finish), else to the next step that may
 fit, and after a second time-out straight to step 4. A fit that waits or sleeps (its time limit ends
 on the wall cap with almost no CPU time used) ends the ladder at once, with that time-out as its
-message and 0. So Problem 7 uses at most about 15 + 150 + 55 = 220 s of CPU time (probes, step 1,
-step 4) for a classifier that never finishes or does not scale like its probe, and at most about
-15 + 150 + 80 + 55 = 300 s in the worst case (step 1 ran out within its margin, step 2, which its
-projection allowed, too); a fit that sleeps from the start costs one probe's wall cap
-(``course.WALL_FACTOR`` times 6 s). (A full
+message and 0. So Problem 7 uses at most the probes, step 1 and step 4 in CPU time (with the
+course's limits about 220 CPU seconds) for a classifier that never finishes or does not scale like
+its probe, and at most the probes and steps 1, 2 and 4 (about 300 CPU seconds) in the worst case
+(step 1 ran out within its margin, step 2, which its projection allowed, too); a fit that sleeps
+from the start costs one probe's wall cap (``course.WALL_FACTOR`` times ``PROBE_SECONDS``). (A full
 fit that sleeps after quick probes still runs to the sandbox's wall cap for step 1,
 ``course.WALL_FACTOR`` times ``FIT_SECONDS``, then ends the ladder.)
 
@@ -86,7 +88,7 @@ import numpy as np
 import pytest
 
 from autograder.checks.assertions import as_array, require, short, type_name
-from autograder.course import FIT_SECONDS, PREDICT_SECONDS
+from autograder.course import FIT_SECONDS, LADDER_SECONDS, PREDICT_SECONDS, PROBE_SECONDS
 from autograder.sandbox.errors import SandboxTimeout, StudentError
 from autograder.sandbox.proxy import LocalStudent, time_limit
 
@@ -119,16 +121,17 @@ LOGIC_FRACTION = 0.2
 LOGIC_GATE = 0.3             # step 4: the share of its own 10 training images predict must get right
 RUNGS = (
     Rung(1, 2000, None, FIT_SECONDS, 1000, PREDICT_SECONDS, 1.0, BANDS),
-    Rung(2, 500, 1, 60.0, 1000, 20.0, 0.5, ((0.65, 0.5), (0.55, 0.4), (0.45, 0.3), (0.35, 0.2), (0.30, 0.1))),
-    Rung(3, 100, 2, 60.0, 1000, 15.0, 0.35, ((0.45, 0.35), (0.35, 0.3), (0.25, 0.25), (0.20, 0.2))),
-    Rung(4, 10, 3, 45.0, 10, 10.0, LOGIC_FRACTION),
+    Rung(2, 500, 1, LADDER_SECONDS[2][0], 1000, LADDER_SECONDS[2][1], 0.5,
+         ((0.65, 0.5), (0.55, 0.4), (0.45, 0.3), (0.35, 0.2), (0.30, 0.1))),
+    Rung(3, 100, 2, LADDER_SECONDS[3][0], 1000, LADDER_SECONDS[3][1], 0.35,
+         ((0.45, 0.35), (0.35, 0.3), (0.25, 0.25), (0.20, 0.2))),
+    Rung(4, 10, 3, LADDER_SECONDS[4][0], 10, LADDER_SECONDS[4][1], LOGIC_FRACTION),
 )
 LOGIC = RUNGS[-1]
 # The former names of step 2 (one retrain after a time-out), kept for the notebook's text and tests.
 RETRAIN_IMAGES, RETRAIN_EPOCHS, RETRAIN_CAP, RETRAIN_BANDS = 500, 1, RUNGS[1].cap, RUNGS[1].bands
 
 PROBE_IMAGES = (2, 10, 32, 128)  # the probe's fits, one epoch each (see ``probe``)
-PROBE_SECONDS = 6.0          # CPU seconds for each probe fit
 MARGIN = 1.5                 # a step is skipped only when its projected fit is more than this times its limit
 PREDICT_FIRST = 50           # steps 2-3: held-out images predicted first, to time predict
 PREDICT_MARGIN = 1.5         # ... then as many more as fit in the rest of the limit, with this margin
@@ -192,7 +195,7 @@ def _timed(student, seconds: float, what: str, call):
 
 
 def limit_of(timeout: BaseException) -> str:
-    """The limit a time-out names ("120 s of CPU time"), as it applied."""
+    """The limit a time-out names (such as "N s of CPU time"), as it applied."""
     found = re.search(r"did not finish within (\d+ s(?: of (?:CPU|wall) time)?)", str(timeout))
     return found.group(1) if found else "its time limit"
 
