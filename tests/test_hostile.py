@@ -164,7 +164,9 @@ SCENARIOS = [
     # stub MaxPool2D added after the answer replaces it (nbgrader autograde gives the same points).
     S("added-cell-redefines-an-answer", NB1, {4: 0}, r"2 code cell\(s\) of your own were run, in notebook order",
       required=("ADDED-CELL-RAN",)),
-    S("renamed-grade-id", NB1, {3: 0}, r"'p3_output_size': the answer cell is missing"),
+    # The renamed cell keeps its correct code: it runs as the student's own (as nbgrader autograde runs it).
+    S("renamed-grade-id", NB1, {}, r"'p3_output_size': the answer cell is missing \(deleted, or its nbgrader metadata "
+      r"was changed\): only what your own cells define counts for it"),
     # --- runaway code inside a method
     S("infinite-loop-in-method", NB1, {6: 0}, r"Time limit: `Flatten\.forward` did not finish within 3 s"),
     S("sys-exit-in-method", NB1, {6: 0}, r"Your code raised SystemExit"),

@@ -248,7 +248,10 @@ def _program(path: Path, spec: NotebookSpec, findings: list[Finding], manual: di
         if want.kind == "setup":
             cells.insert(0, Cell(want.grade_id, want.source, kind="setup"))
             findings.append(Finding(spec.name, want.grade_id, "the setup cell was deleted; the release version was run"))
-        elif want.kind in ("answer", "manual"):
+        elif want.kind == "answer":
+            findings.append(Finding(spec.name, want.grade_id, "the answer cell is missing (deleted, or its "
+                                    "nbgrader metadata was changed): only what your own cells define counts for it"))
+        elif want.kind == "manual":
             findings.append(Finding(spec.name, want.grade_id, "the answer cell is missing (deleted, or its "
                                     "nbgrader metadata was changed): it counts as unanswered"))
         elif want.kind == "test":
