@@ -196,8 +196,8 @@ def cell_error(student, cell: str) -> dict | None:
     """The error the answer cell ``cell`` (its grade_id) raised when the sandbox ran it, as the sandbox
     recorded it (``SandboxReport.cell_errors``: type, message, traceback), or None: it did not raise,
     or nothing was recorded (in nbgrader's kernel the checks do not see the cells run)."""
-    box = getattr(student, "_sandbox", None)
-    errors = getattr(getattr(box, "report", None), "cell_errors", None)
+    own = getattr(student, "_cell_errors", None)    # the proxy's (autograder.sandbox.proxy)
+    errors = own() if callable(own) else None
     if not isinstance(errors, dict):
         return None
     for name, err in errors.items():

@@ -16,6 +16,7 @@ limit with ``time_limit``: module functions, so no name of the student's is shad
 from __future__ import annotations
 
 import contextlib
+import time
 import traceback
 
 import numpy as np
@@ -37,6 +38,14 @@ class Student:
 
     def _time_limit(self, seconds: float):
         return contextlib.nullcontext()
+
+    def _cpu_clock(self):
+        """A function giving the CPU seconds the student's code has used (None: it cannot tell), or None."""
+        return None
+
+    def _cell_errors(self) -> dict[str, dict]:
+        """What the student's cells raised or where they were cut, by cell name (none known: {})."""
+        return {}
 
 
 class StudentObject:
@@ -83,6 +92,17 @@ class RemoteStudent(Student):
 
     def _time_limit(self, seconds: float):
         return self._sandbox.call_limit(seconds)
+
+    def _cpu_clock(self):
+        box = self._sandbox
+
+        def sandbox_cpu():   # the sandbox's processes together: what its training limits count
+            child = box.child
+            return child.cpu_seconds() if child is not None else None
+        return sandbox_cpu
+
+    def _cell_errors(self) -> dict[str, dict]:
+        return dict(self._sandbox.report.cell_errors)
 
 
 class RemoteObject(StudentObject):
@@ -142,6 +162,9 @@ class RemoteObject(StudentObject):
 class LocalStudent(Student):
     def __init__(self, namespace: dict):
         self._ns = namespace
+
+    def _cpu_clock(self):
+        return time.process_time   # the student's code runs in this process (nbgrader's kernel)
 
     def _lookup(self, name: str):
         if name not in self._ns:
