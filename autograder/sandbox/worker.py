@@ -126,7 +126,7 @@ class Worker:
         code = compiled[index][1]
         try:
             if isinstance(code, BaseException):
-                raise code
+                raise code.with_traceback(None)   # cached: no traceback kept from an earlier run
             exec(code, self.namespace)
         except BaseException as exc:  # SystemExit included: a cell may not stop the sandbox
             return {"lines": lines, "error": describe_exception(exc)}
